@@ -1,0 +1,119 @@
+"""The feature contract: the one definition of what a customer record is.
+
+The service validates requests with these Structs, the training code builds its
+frames from ``FEATURES``, and the exported ONNX model carries
+``feature_contract_json()`` in its metadata. At start the service refuses a model
+whose contract differs from its own. This module imports msgspec only, so the
+training code can use it without any web dependency.
+
+The ONNX graph's inputs mirror the contract: one input per feature, named after
+it, shape ``[None, 1]``; ``tensor(string)`` for categorical features and
+``tensor(float)`` for the others (booleans as 0.0/1.0). Its output
+``probabilities`` is ``[None, 2]``; column 1 is the churn probability.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+__all__ = [
+    "CATEGORICAL_FEATURES",
+    "CONTRACT_METADATA_KEY",
+    "FEATURES",
+    "LINEAGE_METADATA_KEYS",
+    "NUMERIC_FEATURES",
+    "PROBABILITY_OUTPUT",
+    "ContractType",
+    "CustomerFeatures",
+    "InternetService",
+    "PaymentMethod",
+    "feature_contract",
+    "feature_contract_json",
+]
+
+ContractType = Literal["month-to-month", "one-year", "two-year"]
+InternetService = Literal["dsl", "fiber-optic", "none"]
+PaymentMethod = Literal["electronic-check", "mailed-check", "bank-transfer", "credit-card"]
+
+# Bounds are part of the contract: the API rejects values outside them and the
+# data validation step fails a dataset that holds any.
+Tenure = Annotated[int, msgspec.Meta(ge=0, le=120, description="Months as a customer.")]
+MonthlyCharges = Annotated[
+    float, msgspec.Meta(ge=0.0, le=1000.0, description="Current monthly bill in USD.")
+]
+SupportTickets = Annotated[
+    int, msgspec.Meta(ge=0, le=100, description="Support tickets opened in the last 90 days.")
+]
+
+
+class CustomerFeatures(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What the model knows about one customer.
+
+    - ``forbid_unknown_fields``: a misspelled feature is an error, not a silent default.
+    - ``frozen``: a record is a value; nothing downstream may change it.
+    - every number is bounded, and floats must be finite (msgspec rejects NaN and
+      infinities once a bound is set).
+    """
+
+    tenure: Tenure
+    monthly_charges: MonthlyCharges
+    contract_type: ContractType
+    support_tickets: SupportTickets
+    internet_service: InternetService
+    payment_method: PaymentMethod
+    paperless_billing: bool
+    senior_citizen: bool
+
+
+CONTRACT_METADATA_KEY: Final = "churn.feature_contract"
+# Lineage the training pipeline writes into ONNX metadata_props, read back by the service.
+LINEAGE_METADATA_KEYS: Final = (
+    "churn.model_version",
+    "churn.mlflow_run_id",
+    "churn.data_sha256",
+    "churn.git_commit",
+    "churn.threshold",
+)
+PROBABILITY_OUTPUT: Final = "probabilities"
+
+FEATURES: Final[tuple[str, ...]] = CustomerFeatures.__struct_fields__
+
+
+def feature_contract() -> dict[str, dict[str, object]]:
+    """Describe every feature: its type, its allowed categories or its range."""
+    contract: dict[str, dict[str, object]] = {}
+    struct_info = msgspec.inspect.type_info(CustomerFeatures)
+    assert isinstance(struct_info, msgspec.inspect.StructType)
+    for field in struct_info.fields:
+        info = field.type
+        if isinstance(info, msgspec.inspect.Metadata):  # the description wraps the type
+            info = info.type
+        spec: dict[str, object]
+        if isinstance(info, msgspec.inspect.LiteralType):
+            spec = {"type": "category", "categories": list(info.values)}
+        elif isinstance(info, msgspec.inspect.BoolType):
+            spec = {"type": "bool"}
+        elif isinstance(info, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+            spec = {
+                "type": "int" if isinstance(info, msgspec.inspect.IntType) else "float",
+                "min": info.ge,
+                "max": info.le,
+            }
+        else:  # pragma: no cover - guards the contract against an unsupported field type
+            raise TypeError(f"feature {field.name!r} has an unsupported type {info!r}")
+        contract[field.name] = spec
+    return contract
+
+
+def feature_contract_json() -> str:
+    """The contract as canonical JSON: the exact string stored in the ONNX metadata."""
+    return json.dumps(feature_contract(), sort_keys=True, separators=(",", ":"))
+
+
+CATEGORICAL_FEATURES: Final = tuple(
+    name for name, spec in feature_contract().items() if spec["type"] == "category"
+)
+NUMERIC_FEATURES: Final = tuple(name for name in FEATURES if name not in CATEGORICAL_FEATURES)
