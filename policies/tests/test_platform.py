@@ -1,0 +1,119 @@
+"""Our own rendered platform passes our own policies: no surprise at admission.
+
+For each environment, render with the real `kubectl kustomize` what Argo CD syncs there: the
+cluster's root path clusters/<env> and every Git path its Applications and ApplicationSets
+name (the churn-api overlay, the Hera-rendered workflows, the addons' manifests ...), with the
+generator's `environment` label set to the folder name. Then evaluate every policy of that
+environment's overlay (autogen included) on every resource. A resource may fail only where a
+PolicyException covers it, and every exception says why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kyverno_cel import compile_policy, load_exceptions
+from kyverno_suite import render
+
+REPO = Path(__file__).resolve().parents[2]
+ENVS = ("dev", "staging", "prod")
+ENV_TEMPLATE = "{{.metadata.labels.environment}}"
+
+if not (REPO / "clusters").is_dir():
+    pytest.skip("clusters/ does not exist yet: nothing renders a cluster", allow_module_level=True)
+
+
+def synced_paths(env: str) -> tuple[list[str], list[str]]:
+    """The Git paths Argo CD syncs to `env` (clusters/<env> and those its Applications name),
+    and the named paths that do not render because they hold no kustomization yet."""
+    paths: list[str] = []
+    missing: list[str] = []
+    queue = [f"clusters/{env}"]
+    while queue:
+        path = queue.pop(0)
+        if path in paths or path in missing:
+            continue
+        if not (REPO / path / "kustomization.yaml").is_file():
+            missing.append(path)
+            continue
+        paths.append(path)
+        for document in render(REPO / path):
+            if document["kind"] not in {"Application", "ApplicationSet"}:
+                continue
+            spec = document["spec"]
+            spec = spec["template"]["spec"] if document["kind"] == "ApplicationSet" else spec
+            for source in [spec["source"]] if "source" in spec else spec.get("sources", []):
+                if "path" in source and "chart" not in source:
+                    queue.append(source["path"].replace(ENV_TEMPLATE, env))
+    return paths, missing
+
+
+def rendered_platform(env: str) -> list[dict[str, Any]]:
+    paths, _ = synced_paths(env)
+    return [d for path in paths for d in render(REPO / path)]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_rendered_platform_passes_every_policy(env: str) -> None:
+    resources = rendered_platform(env)
+    policy_documents = render(REPO / "platform" / "apps" / "kyverno-policies" / "overlays" / env)
+    policies = [compile_policy(d) for d in policy_documents if d["kind"] == "ValidatingPolicy"]
+    exceptions = load_exceptions(policy_documents)
+    violations: list[str] = []
+    checked: dict[str, int] = {p.name: 0 for p in policies}
+    for resource in resources:
+        where = "{}/{}/{}".format(
+            resource["kind"],
+            resource.get("metadata", {}).get("namespace", "-"),
+            resource.get("metadata", {}).get("name"),
+        )
+        for policy in policies:
+            outcome = policy.evaluate(resource, context_resources=resources, exceptions=exceptions)
+            if outcome is None:
+                continue
+            checked[policy.name] += 1
+            if outcome.result == "error":
+                violations.append(f"{policy.name} on {where}: {outcome.detail}")
+            elif outcome.result == "fail":
+                rules = "; ".join(
+                    f"validations[{i}] {m}"
+                    for i, m in zip(outcome.failed, outcome.messages, strict=True)
+                )
+                violations.append(f"{policy.name} on {where}: {rules}")
+    assert not violations, f"{env}: admission would refuse or report:\n" + "\n".join(violations)
+    _, missing = synced_paths(env)
+    assert not missing, f"{env}: synced paths without a kustomization.yaml: {missing}"
+    # Not vacuous: the service's pod template and the training pipeline were both checked.
+    assert checked["require-model-pin"] >= 1, f"{env}: no churn-api pod template was rendered"
+    assert checked["require-workflow-hardening"] >= 1, f"{env}: no WorkflowTemplate was rendered"
+    assert checked["require-network-policy"] >= 1, f"{env}: no workload in an application namespace"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_cluster_syncs_the_policies_the_service_and_the_workflows(env: str) -> None:
+    paths, _ = synced_paths(env)
+    for path in (
+        f"platform/apps/kyverno-policies/overlays/{env}",
+        f"platform/apps/churn-api/overlays/{env}",
+        "workflows/manifests",
+    ):
+        assert path in paths, f"clusters/{env} syncs no Application with path {path}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_application_namespace_has_a_network_policy(env: str) -> None:
+    # Pods the controllers create later (Rollout ReplicaSets, workflow steps) meet
+    # require-network-policy at admission: the NetworkPolicy must ship with the namespace.
+    resources = rendered_platform(env)
+    namespaces = {
+        r["metadata"]["name"] if r["kind"] == "Namespace" else r["metadata"].get("namespace", "")
+        for r in resources
+    }
+    application = {ns for ns in namespaces if ns == "churn" or ns.startswith("churn-")}
+    covered = {r["metadata"].get("namespace") for r in resources if r["kind"] == "NetworkPolicy"}
+    assert application, f"{env}: no application namespace rendered"
+    assert not application - covered, (
+        f"{env}: application namespaces without a NetworkPolicy: {sorted(application - covered)}"
+    )
