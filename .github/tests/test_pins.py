@@ -1,0 +1,377 @@
+"""Tests of .github/scripts/pins.py, the one writer of release and promotion pull requests.
+
+Each test builds a small repository layout in a temporary folder, runs the edit, and reads the
+result back with a YAML parser: the change is one file, the values are right, the rest survives.
+The last tests hold the real pin files to the format the script edits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / ".github" / "scripts" / "pins.py"
+OVERLAYS = Path("platform/apps/churn-api/overlays")
+ECR = "111122223333.dkr.ecr.eu-west-1.amazonaws.com"
+DIGEST_A = "sha256:" + "a" * 64
+DIGEST_B = "sha256:" + "b" * 64
+SHA = "c" * 64
+ARGO = Path("workflows/src/churn_workflows/argo.py")
+ARGO_PY = f"""\"\"\"Shared template settings.\"\"\"
+
+from typing import Final
+
+REGISTRY: Final = "{ECR}"
+# Placeholder until the first release; the release workflow's PR replaces it.
+IMAGE_DIGEST: Final = "sha256:" + "0" * 64
+IMAGE: Final = f"{{REGISTRY}}/churn-workflows@{{IMAGE_DIGEST}}"
+"""
+
+KUSTOMIZATION = f"""---
+# The dev overlay.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../base
+images:
+  - name: busybox
+    newTag: "1.36"
+  - name: churn-api
+    newName: {ECR}/churn-api
+    digest: {DIGEST_A}
+patches:
+  - path: model.yaml
+"""
+
+MODEL = """---
+# The model this environment serves.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: churn-api
+spec:
+  template:
+    spec:
+      containers:
+        - name: churn-api
+          env:
+            - name: MODEL_URI
+              value: s3://churn-{env}-models/churn-model/sha256/{sha}.onnx
+            - name: MODEL_SHA256
+              value: "{sha}"
+            - name: MODEL_VERSION
+              value: "{version}"
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """dev runs model 7 and image A; staging and prod still have the bootstrap pin."""
+    for env in ("dev", "staging", "prod"):
+        overlay = tmp_path / OVERLAYS / env
+        overlay.mkdir(parents=True)
+        (overlay / "kustomization.yaml").write_text(KUSTOMIZATION)
+        sha, version = (SHA, "7") if env == "dev" else ("0" * 64, "0")
+        (overlay / "model.yaml").write_text(MODEL.format(env=env, sha=sha, version=version))
+    argo = tmp_path / ARGO
+    argo.parent.mkdir(parents=True)
+    argo.write_text(ARGO_PY)
+    return tmp_path
+
+
+def container_env(path: Path) -> dict[str, str]:
+    doc = yaml.safe_load(path.read_text())
+    env = doc["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {item["name"]: item["value"] for item in env}
+
+
+def images(path: Path) -> dict[str, dict[str, str]]:
+    return {i["name"]: i for i in yaml.safe_load(path.read_text())["images"]}
+
+
+def run_cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--root", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+# ----------------------------------------------------------------------------- set-image
+
+
+def test_set_image_moves_only_the_churn_api_digest(pins: ModuleType, repo: Path) -> None:
+    path = repo / OVERLAYS / "dev" / "kustomization.yaml"
+    assert pins.set_image(path, f"{ECR}/churn-api", DIGEST_B) is True
+    after = path.read_text()
+    assert images(path)["churn-api"] == {
+        "name": "churn-api",
+        "newName": f"{ECR}/churn-api",
+        "digest": DIGEST_B,
+    }
+    assert images(path)["busybox"] == {"name": "busybox", "newTag": "1.36"}
+    assert after.replace(DIGEST_B, DIGEST_A) == KUSTOMIZATION, "only the digest changes"
+
+
+def test_set_image_twice_changes_nothing(pins: ModuleType, repo: Path) -> None:
+    path = repo / OVERLAYS / "dev" / "kustomization.yaml"
+    assert pins.set_image(path, f"{ECR}/churn-api", DIGEST_A) is False
+    assert path.read_text() == KUSTOMIZATION
+
+
+def test_set_image_replaces_a_tag_by_the_digest(pins: ModuleType, repo: Path) -> None:
+    path = repo / OVERLAYS / "dev" / "kustomization.yaml"
+    path.write_text(KUSTOMIZATION.replace(f"    digest: {DIGEST_A}\n", "    newTag: latest\n"))
+    pins.set_image(path, f"{ECR}/churn-api", DIGEST_B)
+    assert images(path)["churn-api"] == {
+        "name": "churn-api",
+        "newName": f"{ECR}/churn-api",
+        "digest": DIGEST_B,
+    }
+
+
+@pytest.mark.parametrize(
+    ("image", "digest", "message"),
+    [
+        (f"{ECR}/churn-api", "sha256:abc", "digest must be sha256:<64 lower-case hex>"),
+        (f"{ECR}/churn-api", "a" * 64, "digest must be sha256:<64 lower-case hex>"),
+        ("churn-api", DIGEST_B, "image name must be registry/repository"),
+        (f"{ECR}/churn-api:1.0", DIGEST_B, "image name must be registry/repository"),
+        (f"{ECR}/churn-workflows", DIGEST_B, "is not the churn-api repository"),
+    ],
+)
+def test_set_image_refuses_bad_arguments(
+    pins: ModuleType, repo: Path, image: str, digest: str, message: str
+) -> None:
+    path = repo / OVERLAYS / "dev" / "kustomization.yaml"
+    with pytest.raises(pins.PinError, match=message):
+        pins.set_image(path, image, digest)
+    assert path.read_text() == KUSTOMIZATION
+
+
+# The overlays' own form: the entry is named after the full ECR image and carries only a digest.
+NAMED_BY_IMAGE = f"""---
+images:
+  # An image promotion is a one-line change of this digest.
+  - name: {ECR}/churn-api
+    digest: {DIGEST_A}
+"""
+
+
+def test_an_entry_named_by_its_image_changes_one_line(pins: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "kustomization.yaml"
+    path.write_text(NAMED_BY_IMAGE)
+    assert pins.read_image(path) == (f"{ECR}/churn-api", DIGEST_A)
+    assert pins.set_image(path, f"{ECR}/churn-api", DIGEST_B) is True
+    assert path.read_text() == NAMED_BY_IMAGE.replace(DIGEST_A, DIGEST_B)
+
+
+def test_another_registry_gets_a_new_name(pins: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "kustomization.yaml"
+    path.write_text(NAMED_BY_IMAGE)
+    fork = "444455556666.dkr.ecr.us-east-1.amazonaws.com/churn-api"
+    pins.set_image(path, fork, DIGEST_B)
+    assert yaml.safe_load(path.read_text())["images"] == [
+        {"name": f"{ECR}/churn-api", "newName": fork, "digest": DIGEST_B}
+    ]
+    assert pins.read_image(path) == (fork, DIGEST_B)
+
+
+def test_set_image_names_a_missing_entry(pins: ModuleType, repo: Path) -> None:
+    path = repo / OVERLAYS / "dev" / "kustomization.yaml"
+    path.write_text(KUSTOMIZATION.replace("name: churn-api", "name: other"))
+    with pytest.raises(pins.PinError, match="no `images:` entry for churn-api"):
+        pins.set_image(path, f"{ECR}/churn-api", DIGEST_B)
+    path.write_text("---\nresources: []\n")
+    with pytest.raises(pins.PinError, match="no top-level `images:` list"):
+        pins.set_image(path, f"{ECR}/churn-api", DIGEST_B)
+
+
+def test_set_image_cli_writes_step_outputs(repo: Path, tmp_path: Path) -> None:
+    outputs = tmp_path / "github_output"
+    args = ["--github-output", str(outputs), "set-image", "--env", "dev"]
+    result = run_cli(repo, *args, "--image", f"{ECR}/churn-api", "--digest", DIGEST_B)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["changed"] == "true"
+    assert outputs.read_text().splitlines() == [
+        "changed=true",
+        f"file={OVERLAYS}/dev/kustomization.yaml",
+        f"image={ECR}/churn-api@{DIGEST_B}",
+    ]
+
+
+def test_cli_bad_digest_exits_2_naming_the_problem(repo: Path) -> None:
+    args = ["set-image", "--env", "dev", "--image", f"{ECR}/churn-api", "--digest", "latest"]
+    result = run_cli(repo, *args)
+    assert result.returncode == 2
+    assert "digest must be sha256:<64 lower-case hex>, got 'latest'" in result.stderr
+
+
+# ----------------------------------------------------------------------------- promote
+
+
+def test_promote_model_copies_the_pin_to_the_target_bucket(pins: ModuleType, repo: Path) -> None:
+    summary = pins.copy_model(repo, "dev", "staging")
+    assert container_env(repo / OVERLAYS / "staging" / "model.yaml") == {
+        "MODEL_URI": f"s3://churn-staging-models/churn-model/sha256/{SHA}.onnx",
+        "MODEL_SHA256": SHA,
+        "MODEL_VERSION": "7",
+    }
+    assert summary["file"] == f"{OVERLAYS}/staging/model.yaml"
+    assert summary["source_uri"] == f"s3://churn-dev-models/churn-model/sha256/{SHA}.onnx"
+    assert summary["target_uri"] == f"s3://churn-staging-models/churn-model/sha256/{SHA}.onnx"
+    assert summary["changed"] == "true"
+    staging = (repo / OVERLAYS / "staging" / "model.yaml").read_text()
+    assert staging.startswith("---\n# The model this environment serves.\n")
+    assert f'value: "{SHA}"' in staging, "quoting is kept"
+    assert (repo / OVERLAYS / "dev" / "model.yaml").read_text() == MODEL.format(
+        env="dev", sha=SHA, version="7"
+    )
+
+
+def test_promote_model_refuses_the_bootstrap_pin(pins: ModuleType, repo: Path) -> None:
+    with pytest.raises(pins.PinError, match="staging still has the bootstrap pin"):
+        pins.copy_model(repo, "staging", "prod")
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), [("dev", "prod"), ("staging", "dev"), ("dev", "dev")]
+)
+def test_promote_goes_one_step_at_a_time(
+    pins: ModuleType, repo: Path, source: str, target: str
+) -> None:
+    with pytest.raises(pins.PinError, match="one step at a time"):
+        pins.copy_model(repo, source, target)
+    with pytest.raises(pins.PinError, match="one step at a time"):
+        pins.copy_image(repo, source, target)
+
+
+def test_promote_model_refuses_a_uri_that_does_not_match_the_digest(
+    pins: ModuleType, repo: Path
+) -> None:
+    dev = repo / OVERLAYS / "dev" / "model.yaml"
+    dev.write_text(dev.read_text().replace(f"sha256/{SHA}.onnx", f"sha256/{'d' * 64}.onnx"))
+    with pytest.raises(pins.PinError, match="MODEL_URI must be s3://churn-dev-models/"):
+        pins.copy_model(repo, "dev", "staging")
+
+
+def test_promote_model_refuses_a_malformed_pin(pins: ModuleType, repo: Path) -> None:
+    dev = repo / OVERLAYS / "dev" / "model.yaml"
+    dev.write_text(dev.read_text().replace("- name: MODEL_VERSION", "- name: VERSION"))
+    with pytest.raises(pins.PinError, match="expected one MODEL_VERSION entry, found 0"):
+        pins.copy_model(repo, "dev", "staging")
+    dev.write_text(MODEL.format(env="dev", sha="XYZ", version="7"))
+    with pytest.raises(pins.PinError, match="MODEL_SHA256 is not 64 lower-case hex"):
+        pins.copy_model(repo, "dev", "staging")
+
+
+def test_promote_image_copies_the_digest(pins: ModuleType, repo: Path) -> None:
+    dev = repo / OVERLAYS / "dev" / "kustomization.yaml"
+    pins.set_image(dev, f"{ECR}/churn-api", DIGEST_B)
+    summary = pins.copy_image(repo, "dev", "staging")
+    assert images(repo / OVERLAYS / "staging" / "kustomization.yaml")["churn-api"]["digest"] == (
+        DIGEST_B
+    )
+    assert summary == {
+        "file": f"{OVERLAYS}/staging/kustomization.yaml",
+        "source_file": f"{OVERLAYS}/dev/kustomization.yaml",
+        "image": f"{ECR}/churn-api@{DIGEST_B}",
+        "digest": DIGEST_B,
+        "changed": "true",
+    }
+    assert (repo / OVERLAYS / "prod" / "kustomization.yaml").read_text() == KUSTOMIZATION
+
+
+def test_promote_cli_reports_an_unchanged_target(repo: Path) -> None:
+    result = run_cli(repo, "promote", "--kind", "image", "--from", "dev", "--to", "staging")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["changed"] == "false"
+
+
+def test_promote_cli_rejects_an_unknown_environment(repo: Path) -> None:
+    result = run_cli(repo, "promote", "--kind", "model", "--from", "qa", "--to", "staging")
+    assert result.returncode == 2
+    assert "invalid choice: 'qa'" in result.stderr
+
+
+# ----------------------------------------------------------------------------- workflows image
+
+
+def test_set_workflows_image_changes_the_digest_line(pins: ModuleType, repo: Path) -> None:
+    path = repo / ARGO
+    assert pins.set_workflows_image(path, f"{ECR}/churn-workflows@{DIGEST_B}") is True
+    assert path.read_text() == ARGO_PY.replace(
+        'IMAGE_DIGEST: Final = "sha256:" + "0" * 64', f'IMAGE_DIGEST: Final = "{DIGEST_B}"'
+    )
+    assert pins.set_workflows_image(path, f"{ECR}/churn-workflows@{DIGEST_B}") is False
+
+
+def test_set_workflows_image_follows_another_registry(pins: ModuleType, repo: Path) -> None:
+    path = repo / ARGO
+    fork = "444455556666.dkr.ecr.us-east-1.amazonaws.com"
+    pins.set_workflows_image(path, f"{fork}/churn-workflows@{DIGEST_B}")
+    assert f'REGISTRY: Final = "{fork}"\n' in path.read_text()
+    assert f'IMAGE_DIGEST: Final = "{DIGEST_B}"\n' in path.read_text()
+
+
+@pytest.mark.parametrize(
+    "image",
+    [f"{ECR}/churn-workflows:latest", f"{ECR}/churn-api@{DIGEST_B}", f"churn-workflows@{DIGEST_B}"],
+)
+def test_set_workflows_image_refuses_a_bad_reference(
+    pins: ModuleType, repo: Path, image: str
+) -> None:
+    with pytest.raises(pins.PinError, match="must be <registry>/churn-workflows@sha256"):
+        pins.set_workflows_image(repo / ARGO, image)
+    assert (repo / ARGO).read_text() == ARGO_PY
+
+
+def test_set_workflows_image_needs_exactly_one_constant(pins: ModuleType, repo: Path) -> None:
+    path = repo / ARGO
+    path.write_text('IMAGE = "x"\n')
+    with pytest.raises(pins.PinError, match=r"expected one `IMAGE_DIGEST = \.\.\.` line, found 0"):
+        pins.set_workflows_image(path, f"{ECR}/churn-workflows@{DIGEST_B}")
+
+
+def test_set_workflows_image_cli(repo: Path) -> None:
+    result = run_cli(repo, "set-workflows-image", "--image", f"{ECR}/churn-workflows@{DIGEST_B}")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["file"] == str(ARGO)
+
+
+# ----------------------------------------------------------------------------- the real pins
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_the_real_model_pins_have_the_format_promote_edits(pins: ModuleType, env: str) -> None:
+    pin = pins.read_model_pin(ROOT / OVERLAYS / env / "model.yaml")
+    assert set(pin) == {"MODEL_URI", "MODEL_SHA256", "MODEL_VERSION"}
+    assert pin["MODEL_URI"].startswith(f"s3://churn-{env}-models/churn-model/sha256/")
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_the_real_overlays_pin_churn_api_by_digest(pins: ModuleType, env: str) -> None:
+    new_name, digest = pins.read_image(ROOT / OVERLAYS / env / "kustomization.yaml")
+    assert new_name.endswith("/churn-api")
+    assert digest.startswith("sha256:")
+
+
+def test_the_real_workflows_image_is_one_digest_line(pins: ModuleType, tmp_path: Path) -> None:
+    real = (ROOT / ARGO).read_text()
+    copy = tmp_path / "argo.py"
+    copy.write_text(real)
+    pins.set_workflows_image(copy, f"{ECR}/churn-workflows@{DIGEST_B}")
+    changed = [
+        (old, new)
+        for old, new in zip(real.splitlines(), copy.read_text().splitlines(), strict=True)
+        if old != new
+    ]
+    assert changed == [(changed[0][0], f'IMAGE_DIGEST: Final = "{DIGEST_B}"')]

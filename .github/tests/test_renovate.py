@@ -1,0 +1,260 @@
+"""Checks on renovate.json.
+
+1. It validates against Renovate's JSON schema (draft-04). The schema file is a setting:
+   RENOVATE_SCHEMA, by default ../shared/schemas/renovate/renovate-schema.json beside the
+   repository. To get it: `npm pack renovate@39.264.1`, then take
+   package/renovate-schema.json from the tarball. The full `renovate-config-validator` runs in CI.
+2. Its rules do what the repository relies on: every rule described, the Argo family grouped,
+   automerge for dev-tool patches only and never for prod, model.yaml ignored, and the regex
+   manager really extracts every `# renovate:` annotated version in the repository.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = json.loads((ROOT / "renovate.json").read_text())
+SCHEMA_PATH = Path(
+    os.environ.get("RENOVATE_SCHEMA", ROOT.parent / "shared/schemas/renovate/renovate-schema.json")
+)
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft4Validator:
+    if not SCHEMA_PATH.is_file():
+        pytest.skip(
+            f"Renovate's JSON schema is not at {SCHEMA_PATH}: set RENOVATE_SCHEMA to a copy "
+            "(`npm pack renovate@39.264.1`, then package/renovate-schema.json)"
+        )
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft4Validator.check_schema(schema)
+    return jsonschema.Draft4Validator(schema)
+
+
+def renovate_pattern(pattern: str) -> re.Pattern[str]:
+    """A Renovate `/regex/` string as a Python pattern (JS named groups become Python's)."""
+    assert pattern.startswith("/")
+    assert pattern.endswith("/")
+    return re.compile(pattern[1:-1].replace("(?<", "(?P<"))
+
+
+def glob_matches(glob: str, path: str) -> bool:
+    """minimatch-style: `**` crosses folders, `*` does not."""
+    regex = ""
+    i = 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            regex, i = regex + "(?:.*/)?", i + 3
+        elif glob.startswith("**", i):
+            regex, i = regex + ".*", i + 2
+        elif glob[i] == "*":
+            regex, i = regex + "[^/]*", i + 1
+        else:
+            regex, i = regex + re.escape(glob[i]), i + 1
+    return re.fullmatch(regex, path) is not None
+
+
+def package_name_matches(patterns: list[str], name: str) -> bool:
+    return any(
+        renovate_pattern(p).search(name) if p.startswith("/") else p == name for p in patterns
+    )
+
+
+def rules() -> list[dict[str, Any]]:
+    return list(CONFIG["packageRules"])
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def test_renovate_json_validates_against_the_schema(validator: jsonschema.Draft4Validator) -> None:
+    errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(CONFIG)]
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("automerge",), "yes"),
+        (("packageRules", 0, "matchUpdateTypes"), ["huge"]),
+        (("packageRules",), {"description": "not a list"}),
+        (("lockFileMaintenance", "enabled"), "true"),
+        (("labels",), "dependencies"),
+    ],
+)
+def test_a_broken_config_fails_the_schema(
+    validator: jsonschema.Draft4Validator, path: tuple[Any, ...], value: object
+) -> None:
+    broken = copy.deepcopy(CONFIG)
+    target = broken
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    assert list(validator.iter_errors(broken)), f"schema accepted {path} = {value!r}"
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def test_extends_the_recommended_config_and_pins_actions_to_digests() -> None:
+    assert CONFIG["extends"] == ["config:recommended", "helpers:pinGitHubActionDigestsToSemver"]
+
+
+def test_every_rule_and_custom_manager_has_a_description() -> None:
+    undescribed = [r for r in rules() + CONFIG["customManagers"] if not r.get("description")]
+    assert undescribed == []
+
+
+def test_managers_cover_every_kind_of_pin() -> None:
+    assert set(CONFIG["enabledManagers"]) == {
+        "argocd",
+        "kustomize",
+        "dockerfile",
+        "terraform",
+        "pep621",
+        "github-actions",
+        "custom.regex",
+    }
+
+
+def test_argocd_files_are_found_in_platform_and_clusters_only() -> None:
+    patterns = [renovate_pattern(p) for p in CONFIG["argocd"]["managerFilePatterns"]]
+
+    def matched(path: str) -> bool:
+        return any(p.search(path) for p in patterns)
+
+    assert matched("platform/apps/argo-rollouts/applicationset.yaml")
+    assert matched("platform/argocd/argocd.yaml")
+    assert matched("clusters/dev/kustomization.yaml")
+    assert not matched("workflows/manifests/churn-train.yaml")
+    assert not matched(".github/workflows/ci.yaml")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["argo-cd", "argo-rollouts", "argo-workflows", "quay.io/argoproj/argocd", "hera"],
+)
+def test_the_argo_family_is_one_group(name: str) -> None:
+    groups = [r for r in rules() if package_name_matches(r.get("matchPackageNames", []), name)]
+    assert [r["groupName"] for r in groups if "groupName" in r] == ["argo"]
+
+
+@pytest.mark.parametrize("name", ["kyverno", "kube-prometheus-stack", "boto3"])
+def test_other_packages_are_not_in_the_argo_group(name: str) -> None:
+    groups = [r for r in rules() if package_name_matches(r.get("matchPackageNames", []), name)]
+    assert all("groupName" not in r for r in groups)
+
+
+def test_our_own_images_are_left_to_the_release_workflows() -> None:
+    ecr = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/churn-api"
+    disabled = [r for r in rules() if r.get("enabled") is False]
+    assert any(package_name_matches(r["matchPackageNames"], ecr) for r in disabled)
+    assert any(package_name_matches(r["matchPackageNames"], "churn-workflows") for r in disabled)
+
+
+def test_automerge_only_for_patch_updates_of_dev_tools() -> None:
+    automerging = [r for r in rules() if r.get("automerge") is True]
+    assert automerging
+    for rule in automerging:
+        assert rule["matchUpdateTypes"] == ["patch"], rule["description"]
+        assert set(rule["matchManagers"]) <= {"pep621", "custom.regex"}, rule["description"]
+        if rule["matchManagers"] == ["pep621"]:
+            assert rule["matchDepTypes"] == ["dependency-groups"]
+    assert CONFIG.get("automerge") is not True
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "platform/apps/churn-api/overlays/prod/kustomization.yaml",
+        "clusters/prod/kustomization.yaml",
+        "platform/apps/kyverno/values-prod.yaml",
+        "infra/opentofu/envs/prod/versions.tf",
+    ],
+)
+def test_prod_is_never_automerged(path: str) -> None:
+    """The last rule that matches a prod file turns automerge off (later rules win)."""
+    matching = [
+        r
+        for r in rules()
+        if "automerge" in r and any(glob_matches(g, path) for g in r.get("matchFileNames", ["**"]))
+    ]
+    assert matching
+    assert matching[-1]["automerge"] is False
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_model_pins_are_ignored(env: str) -> None:
+    path = f"platform/apps/churn-api/overlays/{env}/model.yaml"
+    assert any(glob_matches(g, path) for g in CONFIG["ignorePaths"])
+    kustomization = f"platform/apps/churn-api/overlays/{env}/kustomization.yaml"
+    assert not any(glob_matches(g, kustomization) for g in CONFIG["ignorePaths"])
+
+
+def test_labels_by_update_type() -> None:
+    labelled = {
+        kind: rule["addLabels"]
+        for rule in rules()
+        if "addLabels" in rule and "matchFileNames" not in rule
+        for kind in rule["matchUpdateTypes"]
+    }
+    assert {"major", "minor", "patch", "digest"} <= set(labelled)
+    assert len({tuple(v) for v in labelled.values()}) >= 4
+
+
+# ----------------------------------------------------------------------------- annotations
+
+
+def annotated_files() -> list[Path]:
+    manager = CONFIG["customManagers"][0]
+    patterns = [renovate_pattern(p) for p in manager["managerFilePatterns"]]
+    skip = {".git", ".venv", ".local", "node_modules", "build"}
+    found = []
+    for path in ROOT.rglob("*"):
+        rel = path.relative_to(ROOT)
+        if skip & set(rel.parts) or not path.is_file():
+            continue
+        if any(p.search(rel.as_posix()) for p in patterns):
+            found.append(path)
+    return found
+
+
+def test_the_regex_manager_reads_every_annotated_version() -> None:
+    """Every `# renovate:` line in a managed file yields a dependency with a version."""
+    manager = CONFIG["customManagers"][0]
+    regexes = [re.compile(m.replace("(?<", "(?P<")) for m in manager["matchStrings"]]
+    files = annotated_files()
+    assert ROOT / "Makefile" in files
+    assert ROOT / ".github/workflows/ci.yaml" in files
+    extracted: dict[str, str] = {}
+    for path in files:
+        text = path.read_text()
+        annotations = len(re.findall(r"# renovate: ", text))
+        deps = [m.groupdict() for r in regexes for m in r.finditer(text)]
+        rel = path.relative_to(ROOT)
+        assert len(deps) == annotations, f"{rel}: {annotations} annotations, {len(deps)} extracted"
+        for dep in deps:
+            assert dep["datasource"] in {"pypi", "npm", "github-releases", "docker", "github-tags"}
+            extracted[dep["depName"]] = dep["currentValue"]
+    make = (ROOT / "Makefile").read_text()
+    uv_version = re.search(r"^UV_VERSION := (\S+)$", make, re.MULTILINE)
+    assert uv_version
+    assert extracted["uv"] == uv_version.group(1)
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", extracted["kyverno/kyverno"])
+    assert re.fullmatch(r"\d+\.\d+\.\d+", extracted["renovate"])
+
+
+def test_the_regex_manager_ignores_a_line_without_a_version() -> None:
+    manager = CONFIG["customManagers"][0]
+    regex = re.compile(manager["matchStrings"][0].replace("(?<", "(?P<"))
+    assert regex.search("# renovate: datasource=pypi depName=uv\nUV_VERSION := 0.13.8\n")
+    assert not regex.search("# renovate: datasource=pypi depName=uv\nUV := .local/bin/uv\n")
