@@ -77,16 +77,19 @@ test-workflows: setup ## Pipeline tests: steps, real MLflow on SQLite, promotion
 	$(RUN)/pytest -n 2 workflows/tests
 
 .PHONY: render
-render: setup ## Write the Hera-rendered manifests under workflows/manifests (their one writer)
+render: setup ## Write the generated files: workflows/manifests (Hera) and monitoring/dashboards
 	$(PY) -m churn_workflows.render
+	$(PY) monitoring/generate_dashboards.py
 
 .PHONY: render-check
-render-check: setup ## Fail when workflows/manifests differ from a fresh render
+render-check: setup ## Fail when a generated file differs from a fresh render
 	$(PY) -m churn_workflows.render --check
+	$(PY) monitoring/generate_dashboards.py --check
 
 .PHONY: validate
 validate: setup ## Render every kustomization, validate against schemas, run checkov
 	$(PY) platform/tests/validate_manifests.py
+	$(RUN)/pytest -n 2 platform/tests
 
 .PHONY: test-policies
 test-policies: setup ## Evaluate every Kyverno policy's CEL on its .kyverno-test fixtures

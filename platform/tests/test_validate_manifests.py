@@ -86,7 +86,7 @@ CASES = {
     "unpinned chart": (
         _edit(
             "platform/apps/kyverno/applicationset.yaml",
-            "targetRevision: 3.4.6",
+            "targetRevision: 3.9.0",
             "targetRevision: 3.x",
         ),
         "platform/apps/kyverno/applicationset.yaml: spec.template.spec.sources[0].targetRevision:"
