@@ -30,6 +30,7 @@ __all__ = [
     "CustomerFeatures",
     "InternetService",
     "PaymentMethod",
+    "StrictStruct",
     "feature_contract",
     "feature_contract_json",
 ]
@@ -49,11 +50,18 @@ SupportTickets = Annotated[
 ]
 
 
-class CustomerFeatures(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class StrictStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The one base of every Struct the service decodes or encodes.
+
+    - ``forbid_unknown_fields``: a misspelled field is an error, not a silent default.
+    - ``frozen``: a record is a value; nothing downstream may change it.
+    """
+
+
+class CustomerFeatures(StrictStruct, frozen=True):
     """What the model knows about one customer.
 
-    - ``forbid_unknown_fields``: a misspelled feature is an error, not a silent default.
-    - ``frozen``: a record is a value; nothing downstream may change it.
+    - strict (``StrictStruct``): unknown fields are rejected, records are immutable.
     - every number is bounded, and floats must be finite (msgspec rejects NaN and
       infinities once a bound is set).
     """

@@ -1,0 +1,213 @@
+"""HTTP benchmark: one table of req/s, p50 and p99 for the real server on loopback.
+
+Steps: build the fixture model; start ``churn-api serve`` with 1 worker, pinned
+to CPU 0; for each endpoint run ``wrk`` pinned to CPU 1 (so the load generator
+never takes the server's core), first a short warm-up, then a bounded measured
+run; print one table. The floor is ``GET /healthz`` on the same app and server:
+the app's cost for a request that does nothing. Loopback only, bounded in time.
+
+The load generator is Debian's ``wrk`` (C, event-driven: one thread drives many
+connections without needing a core of Python). When it is missing and we are
+root on Debian, it is installed with apt-get.
+
+Usage: python services/churn-api/bench/http_bench.py [--seconds 5] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from churn_api.fixture import fixture_onnx_bytes
+
+RECORD = {
+    "tenure": 5,
+    "monthly_charges": 70.5,
+    "contract_type": "month-to-month",
+    "support_tickets": 2,
+    "internet_service": "fiber-optic",
+    "payment_method": "electronic-check",
+    "paperless_billing": True,
+    "senior_citizen": False,
+}
+SERVER_CPU, CLIENT_CPU = 0, 1
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    apt = shutil.which("apt-get")
+    if not found and apt and os.geteuid() == 0:
+        print("installing wrk (Debian package) ...", flush=True)
+        for step in (["update", "-qq"], ["install", "-y", "-qq", "wrk"]):
+            subprocess.run([apt, *step], check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+        found = shutil.which("wrk")
+    if not found:
+        sys.exit("http_bench: needs `wrk` (Debian: apt-get install wrk; macOS: brew install wrk)")
+    return found
+
+
+def pinned(cpu: int, command: list[str]) -> list[str]:
+    """``command`` run on one CPU only (taskset, util-linux)."""
+    taskset = shutil.which("taskset")
+    if not taskset:
+        sys.exit("http_bench: needs `taskset` (util-linux) to keep client and server apart")
+    return [taskset, "-c", str(cpu), *command]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit("http_bench: the server exited before it was ready")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit("http_bench: the server was not ready in time")
+
+
+def parse(output: str) -> tuple[float, float, float]:
+    """req/s, p50 ms and p99 ms from ``wrk --latency`` output."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+    def percentile(p: str) -> float:
+        match = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        assert match, output
+        value, unit = match.groups()
+        return float(value) * UNITS[unit]
+
+    if "Non-2xx" in output or "Socket errors" in output:
+        sys.exit(f"http_bench: errors during the run:\n{output}")
+    return rps, percentile("50"), percentile("99")
+
+
+def run_wrk(
+    wrk: str,
+    url: str,
+    path: str,
+    body: bytes | None,
+    *,
+    seconds: int,
+    connections: int,
+    scripts: Path,
+) -> tuple[float, float, float]:
+    command = pinned(CLIENT_CPU, [wrk, "-t1", f"-c{connections}", "--latency", "--timeout", "10s"])
+    if body is not None:
+        script = scripts / f"{abs(hash(path))}.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(body.decode())}\n"
+        )
+        command += ["-s", str(script)]
+    warm = subprocess.run(  # noqa: S603 - our own command line
+        [*command, "-d1s", url + path], capture_output=True, text=True, timeout=60, check=True
+    )
+    parse(warm.stdout)
+    measured = subprocess.run(  # noqa: S603 - our own command line
+        [*command, f"-d{seconds}s", url + path],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    )  # fmt: skip
+    return parse(measured.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=int, default=5, help="measured seconds per endpoint")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
+    args = parser.parse_args()
+    if len(os.sched_getaffinity(0)) < 2:
+        sys.exit("http_bench: needs 2 CPUs (one for the server, one for the load generator)")
+    wrk = ensure_wrk()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data = fixture_onnx_bytes(version="bench")
+        (work / "model.onnx").write_bytes(data)
+        port = free_port()
+        env = {
+            **os.environ,
+            "MODEL_URI": (work / "model.onnx").as_uri(),
+            "MODEL_SHA256": hashlib.sha256(data).hexdigest(),
+            "MODEL_VERSION": "bench",
+            "CHURN_API_HOST": "127.0.0.1",
+            "CHURN_API_PORT": str(port),
+            "CHURN_API_WORKERS": "1",
+            "CHURN_API_LOG_LEVEL": "WARNING",  # the request log line is INFO: not measured here
+        }
+        server = subprocess.Popen(  # noqa: S603 - our own command line
+            pinned(SERVER_CPU, [str(Path(sys.executable).with_name("churn-api")), "serve"]),
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, server)
+            one = json.dumps(RECORD).encode()
+            batch = json.dumps({"records": [RECORD] * 1000}).encode()
+            rows = [
+                ("GET /healthz (no-op floor)", "/healthz", None, 1),
+                ("POST /v1/predict, 1 record", "/v1/predict", one, 1),
+                ("POST /v1/predict/batch, 1,000 records", "/v1/predict/batch", batch, 1000),
+            ]
+            results = [
+                (
+                    label,
+                    records,
+                    run_wrk(
+                        wrk,
+                        url,
+                        path,
+                        body,
+                        seconds=args.seconds,
+                        connections=args.connections,
+                        scripts=work,
+                    ),
+                )
+                for label, path, body, records in rows
+            ]
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+
+    floor = results[0][2][0]
+    print()
+    print(
+        f"churn-api over loopback: granian, 1 worker on CPU {SERVER_CPU}; wrk on CPU"
+        f" {CLIENT_CPU}, {args.connections} connections, {args.seconds}s per row"
+    )
+    print()
+    print("| endpoint | req/s | records/s | p50 ms | p99 ms | req/s vs floor |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, records, (rps, p50, p99) in results:
+        print(
+            f"| {label} | {rps:,.0f} | {rps * records:,.0f} | {p50:.2f} | {p99:.2f} "
+            f"| {rps / floor:.2f}x |"
+        )
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""The Litestar application: routes, model loading at start, metrics, logs, auth.
+
+``create_app(settings)`` returns an app that starts unready, loads and verifies
+the pinned model in a background thread (so ``/healthz`` answers at once), and
+turns ready only when the model is verified and warmed. A refused model leaves
+the process running and unready for good, with the reason in ``/readyz``, in one
+log line and in ``churn_api_model_load_failures_total``. On shutdown readiness
+turns false before the server drains its in-flight requests.
+
+Every request, including unmatched paths, passes one ASGI layer wrapped around
+Litestar's handler: it checks the API key, times the request, counts it and
+writes one JSON log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import time
+from http import HTTPStatus
+from typing import Any, Final
+
+from litestar import Litestar, MediaType, Request, Response
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
+
+from churn_api.contract import CustomerFeatures
+from churn_api.errors import ApiError, error_body
+from churn_api.logs import configure_logging, log_event
+from churn_api.metrics import Metrics
+from churn_api.model import Model, load_model
+from churn_api.routes import ROUTES, ServiceState, route_handlers
+from churn_api.schemas import ErrorDetail
+from churn_api.settings import Settings, load_settings
+from churn_api.storage import ModelLoadError
+
+__all__ = ["AUTH_EXEMPT", "app_from_env", "create_app"]
+
+AUTH_EXEMPT: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_WARM_UP: Final = CustomerFeatures(
+    tenure=12,
+    monthly_charges=70.0,
+    contract_type="month-to-month",
+    support_tickets=1,
+    internet_service="dsl",
+    payment_method="credit-card",
+    paperless_billing=True,
+    senior_citizen=False,
+)
+logger = logging.getLogger("churn_api")
+
+
+def _mark_ready(state: ServiceState, model: Model, seconds: float) -> None:
+    model.probability(_WARM_UP)
+    model.probabilities([_WARM_UP, _WARM_UP])
+    state.model = model
+    state.reason = None
+    metrics = state.metrics
+    metrics.model_info.labels(model.version, model.sha256).set(1)
+    metrics.model_load_duration.set(seconds)
+    metrics.model_ready.set(1)
+
+
+def _load(state: ServiceState, started: float) -> None:
+    settings = state.settings
+    pin = {
+        "model_uri": settings.model_uri,
+        "model_sha256": settings.model_sha256,
+        "model_version": settings.model_version,
+    }
+    try:
+        model, _ = load_model(settings.model_uri, settings.model_sha256, settings.model_version)
+    except ModelLoadError as exc:
+        failure = exc
+    except Exception as exc:  # a bug or an unforeseen artifact: refuse it all the same
+        failure = ModelLoadError("invalid_model", f"{type(exc).__name__}: {exc}")
+    else:
+        _mark_ready(state, model, time.perf_counter() - started)
+        log_event(
+            logger,
+            logging.INFO,
+            "model_ready",
+            **pin,
+            scorer=model.scorer,
+            threshold=model.threshold,
+            artifact_model_version=model.metadata.get("churn.model_version"),
+            mlflow_run_id=model.metadata.get("churn.mlflow_run_id"),
+            git_commit=model.metadata.get("churn.git_commit"),
+            load_seconds=round(time.perf_counter() - started, 4),
+        )
+        return
+    state.reason = failure.reason
+    state.metrics.model_load_failures.labels(failure.reason).inc()
+    log_event(
+        logger, logging.ERROR, "model_refused", reason=failure.reason, detail=failure.detail, **pin
+    )
+
+
+def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+    return Response(
+        content=error_body(exc.status, exc.error, exc.details),
+        status_code=exc.status,
+        media_type=MediaType.JSON,
+    )
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    try:
+        name = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+    except ValueError:
+        name = "error"
+    detail = [ErrorDetail(path="$", reason=str(exc.detail))]
+    return Response(
+        content=error_body(exc.status_code, name, detail),
+        status_code=exc.status_code,
+        media_type=MediaType.JSON,
+        headers=exc.headers,
+    )
+
+
+def _server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    logger.exception("unhandled_error", extra={"fields": {"route": request.url.path}})
+    detail = [ErrorDetail(path="$", reason="internal error")]
+    return Response(
+        content=error_body(500, "internal_error", detail),
+        status_code=500,
+        media_type=MediaType.JSON,
+    )
+
+
+def _authorized(scope: Scope, keys: frozenset[str]) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"x-api-key":
+            offered = value.decode("latin-1")
+            # compare_digest against every key: timing does not reveal which prefix matched.
+            return any([hmac.compare_digest(offered, key) for key in keys])  # noqa: C419
+    return False
+
+
+def _observe(app: ASGIApp, state: ServiceState) -> ASGIApp:
+    keys = state.settings.api_keys
+    metrics = state.metrics
+    unauthorized = error_body(
+        401, "unauthorized", [ErrorDetail(path="$", reason="missing or unknown X-API-Key header")]
+    )
+
+    async def observed(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path = scope["path"]
+        route = path if path in ROUTES else "unmatched"
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        status = 500
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if keys and route not in AUTH_EXEMPT and not _authorized(scope, keys):
+                start: HTTPResponseStartEvent = {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"www-authenticate", b"ApiKey"),
+                    ],
+                }
+                await send_observed(start)
+                body: HTTPResponseBodyEvent = {
+                    "type": "http.response.body",
+                    "body": unauthorized,
+                    "more_body": False,
+                }
+                await send_observed(body)
+            else:
+                await app(scope, receive, send_observed)
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(route, method, status, elapsed)
+            model = state.model
+            log_event(
+                logger,
+                logging.INFO,
+                "request",
+                route=route,
+                method=method,
+                status=status,
+                latency_ms=round(elapsed * 1000, 3),
+                model_version=model.version if model else None,
+            )
+
+    return observed
+
+
+def create_app(settings: Settings, *, model: Model | None = None) -> Litestar:
+    """Build the app: ready at once with ``model``, else it loads the pinned model at start."""
+    state = ServiceState(settings=settings, metrics=Metrics())
+    if model is not None:
+        _mark_ready(state, model, 0.0)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def start_loading() -> None:
+        if state.model is not None:  # ready at once, or serving again after a lifespan restart
+            state.reason = None
+            state.metrics.model_ready.set(1)
+        elif state.reason == "loading":
+            task = asyncio.create_task(asyncio.to_thread(_load, state, time.perf_counter()))
+            tasks.add(task)  # keep a reference: the loop holds tasks weakly
+            task.add_done_callback(tasks.discard)
+
+    def stop() -> None:
+        # The server has stopped accepting; whatever still asks must not be routed here.
+        state.reason = "shutting_down"
+        state.metrics.model_ready.set(0)
+        log_event(logger, logging.INFO, "shutting_down")
+
+    app = Litestar(
+        route_handlers=route_handlers(state),
+        on_startup=[start_loading],
+        on_shutdown=[stop],
+        openapi_config=None,
+        logging_config=None,
+        request_max_body_size=settings.max_body_bytes,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.service = state
+    # Wrapping Litestar's outermost handler (not a middleware) so 404s and 405s,
+    # which Litestar answers before any middleware runs, are authorised, timed and counted too.
+    app.asgi_handler = _observe(app.asgi_handler, state)
+    return app
+
+
+def app_from_env() -> Litestar:
+    """The server's factory: settings from the environment, JSON logs, then the app."""
+    settings = load_settings(os.environ)
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,136 @@
+"""The OpenAPI 3.1 document and the docs page.
+
+The request and response schemas come from ``msgspec.json.schema_components`` over
+the very Structs that decode and encode the bodies, so every bound, enum and
+required field the document states is the one the decoder enforces.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from churn_api import __version__
+from churn_api.schemas import (
+    BatchResponse,
+    ErrorResponse,
+    HealthResponse,
+    PredictRequest,
+    PredictResponse,
+    ReadinessResponse,
+)
+
+__all__ = ["DOCS_HTML", "openapi_document"]
+
+_JSON: Final = "application/json"
+_SWAGGER_UI: Final = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14"
+DOCS_HTML: Final = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>churn-api</title>
+<link rel="stylesheet" href="{_SWAGGER_UI}/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="{_SWAGGER_UI}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "/schema/openapi.json", dom_id: "#ui"}});</script></body></html>
+"""
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _responses(ok: str, *errors: tuple[int, str]) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {_JSON: {"schema": _ref(ok)}}},
+    }
+    for status, description in errors:
+        responses[str(status)] = {
+            "description": description,
+            "content": {_JSON: {"schema": _ref("ErrorResponse")}},
+        }
+    return responses
+
+
+_CLIENT_ERRORS: Final = (
+    (400, "The body is not JSON."),
+    (401, "Missing or unknown X-API-Key (only when keys are configured)."),
+    (413, "The body is over the size limit."),
+    (415, "The content type is not application/json."),
+    (422, "The body does not match the schema; `detail` names the field path and the reason."),
+    (503, "No verified model is loaded (starting, refused, or shutting down)."),
+)
+
+
+def openapi_document(batch_type: type[msgspec.Struct], *, auth: bool) -> dict[str, Any]:
+    """The document for an app whose batch body is ``batch_type``."""
+    (_, components) = msgspec.json.schema_components(
+        [
+            PredictRequest,
+            batch_type,
+            PredictResponse,
+            BatchResponse,
+            ErrorResponse,
+            HealthResponse,
+            ReadinessResponse,
+        ],
+        ref_template="#/components/schemas/{name}",
+    )
+    security: list[dict[str, list[str]]] = [{"ApiKey": []}] if auth else []
+
+    def predict(summary: str, body: str, ok: str) -> dict[str, Any]:
+        return {
+            "post": {
+                "summary": summary,
+                "operationId": summary.lower().replace(" ", "_"),
+                "security": security,
+                "requestBody": {"required": True, "content": {_JSON: {"schema": _ref(body)}}},
+                "responses": _responses(ok, *_CLIENT_ERRORS),
+            }
+        }
+
+    def probe(summary: str, ok: str, *errors: tuple[int, str]) -> dict[str, Any]:
+        return {
+            "get": {
+                "summary": summary,
+                "operationId": summary.lower().replace(" ", "_"),
+                "security": [],
+                "responses": _responses(ok, *errors),
+            }
+        }
+
+    metrics = {
+        "get": {
+            "summary": "Prometheus metrics",
+            "operationId": "metrics",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+    document_readyz_503 = {
+        "description": "Not ready: loading, refused, or shutting down; `reason` says which.",
+        "content": {_JSON: {"schema": _ref("ReadinessResponse")}},
+    }
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "churn-api",
+            "version": __version__,
+            "description": "Churn probability for customers, from the ONNX model pinned in Git.",
+        },
+        "paths": {
+            "/v1/predict": predict("Predict one", "PredictRequest", "PredictResponse"),
+            "/v1/predict/batch": predict("Predict batch", batch_type.__name__, "BatchResponse"),
+            "/healthz": probe("Liveness", "HealthResponse"),
+            "/readyz": probe("Readiness", "ReadinessResponse"),
+            "/metrics": metrics,
+        },
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        },
+    }
+    document["paths"]["/readyz"]["get"]["responses"]["503"] = document_readyz_503
+    return document

@@ -1,0 +1,94 @@
+"""The OpenAPI document: it states what the service enforces, and schemathesis agrees.
+
+schemathesis generates requests from the document, valid and invalid ones, sends
+them to the app and checks that none gets a 5xx, that valid bodies are accepted,
+invalid ones rejected, and that every response matches the documented status
+codes, content types and schemas.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from churn_api.app import create_app
+from churn_api.contract import feature_contract
+from churn_api.model import Model
+from churn_api.openapi import openapi_document
+from churn_api.schemas import batch_request_type
+from hypothesis import HealthCheck, settings
+from litestar.testing import TestClient
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from service_testing import make_settings
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+# Not positive_data_acceptance: JSON Schema counts 116.0 as an integer, while the
+# service takes integer fields only as integer literals (no coercion, by design).
+# test_routes.test_any_valid_record_is_accepted covers acceptance instead.
+
+
+MAX_BATCH = 20
+# The document the app serves for these settings (test_the_served_schema_is_this_one checks it).
+schema = schemathesis.openapi.from_dict(openapi_document(batch_request_type(MAX_BATCH), auth=False))
+
+
+@pytest.fixture(scope="module")
+def app(model_path: Path, model_sha256: str, model: Model) -> Any:
+    return create_app(make_settings(model_path, model_sha256, max_batch=MAX_BATCH), model=model)
+
+
+def test_the_served_schema_is_this_one(app: Any) -> None:
+    with TestClient(app=app) as client:
+        served = client.get("/schema/openapi.json").json()
+    assert served == schema.raw_schema
+
+
+@schema.parametrize()
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,  # the same cases on every run: a failure reproduces
+)
+def test_the_api_conforms_to_its_schema(case: Any, app: Any) -> None:
+    case.call_and_validate(app=app, checks=CHECKS)
+
+
+def test_the_schema_states_the_contract_bounds(client: TestClient[Any]) -> None:
+    document = client.get("/schema/openapi.json").json()
+    request = document["components"]["schemas"]["PredictRequest"]
+    contract = feature_contract()
+    for name, spec in contract.items():
+        field = request["properties"][name]
+        if spec["type"] == "category":
+            assert field["enum"] == spec["categories"], name
+        elif spec["type"] in {"int", "float"}:
+            assert (field["minimum"], field["maximum"]) == (spec["min"], spec["max"]), name
+    assert set(request["required"]) == set(contract)
+    assert request["additionalProperties"] is False
+    batch = document["components"]["schemas"]["BatchRequest"]["properties"]["records"]
+    assert (batch["minItems"], batch["maxItems"]) == (1, 10_000)
+
+
+def test_the_schema_documents_auth_only_when_keys_are_set(
+    model_path: Path, model_sha256: str, model: Model
+) -> None:
+    settings_ = make_settings(model_path, model_sha256, api_keys=frozenset({"k"}))
+    with TestClient(app=create_app(settings_, model=model)) as client:
+        document = client.get("/schema/openapi.json", headers={"X-API-Key": "k"}).json()
+    assert document["paths"]["/v1/predict"]["post"]["security"] == [{"ApiKey": []}]
+    assert document["paths"]["/healthz"]["get"]["security"] == []
