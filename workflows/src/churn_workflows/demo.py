@@ -1,0 +1,244 @@
+"""``make demo``: the whole pipeline on this machine, then the promoted model served.
+
+Steps: write a synthetic dataset and a reference under ``.local/demo/``, run
+the pipeline in-process (MLflow on SQLite at ``.local/mlflow/mlflow.db``, the
+models bucket at ``.local/bucket/``), propose the promotion as a local branch
+in the demo's own GitOps clone (``.local/gitops``, cloned once from this
+repository's HEAD) and merge it there as a reviewer would, so the next demo
+compares against this model. Then start churn-api on a free localhost port
+with the promoted pin, send one prediction, stop it, and print a summary.
+``.local/last-promoted.json`` keeps the pin for ``make serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from churn_workflows import PipelineError
+from churn_workflows.pipeline import PipelineConfig, PipelineResult, run_pipeline
+from churn_workflows.steps.evaluate import GateConfig
+from churn_workflows.steps.ingest import write_dataset
+from churn_workflows.steps.promote import default_branch, git
+from churn_workflows.steps.synthetic import generate
+from churn_workflows.steps.validate import Thresholds
+
+__all__ = ["SAMPLE", "main", "predict_once", "prepare_gitops"]
+
+SAMPLE: dict[str, Any] = {
+    "customer_id": "demo-0001",
+    "tenure": 3,
+    "monthly_charges": 89.5,
+    "contract_type": "month-to-month",
+    "support_tickets": 4,
+    "internet_service": "fiber-optic",
+    "payment_method": "electronic-check",
+    "paperless_billing": True,
+    "senior_citizen": False,
+}
+
+
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def repo_root() -> Path:
+    """The working repository's top level (the current directory outside git)."""
+    try:
+        return Path(git(Path.cwd(), "rev-parse", "--show-toplevel"))
+    except PipelineError:
+        return Path.cwd()
+
+
+def prepare_gitops(root: Path, clone: Path) -> Path:
+    """The demo's GitOps repository: cloned once from ``root``'s HEAD, then kept."""
+    if not (clone / ".git").is_dir():
+        clone.parent.mkdir(parents=True, exist_ok=True)
+        git(root, "clone", "--quiet", "--no-hardlinks", str(root), str(clone))
+    return clone
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1
+        url,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def predict_once(pin: dict[str, str], record: dict[str, Any], timeout: float = 90.0) -> Any:
+    """Serve ``pin`` with churn-api on a free port, wait for /readyz, POST one prediction."""
+    executable = Path(sys.executable).with_name("churn-api")
+    if not executable.exists():
+        raise PipelineError(f"{executable}: churn-api is not installed (run `make setup`)")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **pin}
+    with subprocess.Popen(  # noqa: S603 - our own entry point
+        [str(executable), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as server:
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if server.poll() is not None:
+                    output = server.stdout.read() if server.stdout else ""
+                    raise PipelineError(
+                        f"churn-api exited with {server.returncode}:\n{output[-2000:]}"
+                    )
+                try:
+                    if _http("GET", f"{base}/readyz")[0] == 200:
+                        break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise PipelineError(f"churn-api on {base} was not ready after {timeout:.0f}s")
+                time.sleep(0.3)
+            status, answer = _http("POST", f"{base}/v1/predict", record)
+            if status != 200:
+                raise PipelineError(f"POST {base}/v1/predict answered {status}: {answer}")
+            return answer
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def _summary(result: PipelineResult, prediction: Any, clone: Path) -> str:
+    lines = ["", "== churn pipeline: summary =="]
+    lines.append(f"rows          {result.rows} (data sha256 {result.data_sha256[:12]})")
+    if result.validation:
+        lines.append(f"validation    {result.validation.summary()}")
+    evaluation = result.evaluation
+    if evaluation:
+        c = evaluation.candidate
+        lines.append(
+            f"candidate     {c['name']}: ROC AUC {c['roc_auc']:.4f}, PR AUC {c['pr_auc']:.4f}, "
+            f"F1 {c['f1']:.4f} at {c['threshold']:.3f}, Brier {c['brier']:.4f}"
+        )
+        if evaluation.running and evaluation.running_pin:
+            r = evaluation.running
+            lines.append(
+                f"running       version {evaluation.running_pin['version']}: "
+                f"ROC AUC {r['roc_auc']:.4f}, "
+                f"PR AUC {r['pr_auc']:.4f}, F1 {r['f1']:.4f}, Brier {r['brier']:.4f}"
+            )
+        else:
+            lines.append("running       none (bootstrap pin): gated on the floors alone")
+        lines.append(
+            "gate          "
+            + ("passed" if evaluation.passed else "FAILED: " + "; ".join(evaluation.reasons))
+        )
+    if result.registered:
+        reg = result.registered
+        lines.append(f"model         churn-model version {reg.version} (alias challenger)")
+        lines.append(f"sha256        {reg.sha256}")
+        lines.append(f"artifact      {reg.uri}")
+    if result.promotion:
+        lines.append(
+            f"promotion     {result.promotion.message}; "
+            f"merged into {result.promotion.base} of {clone}"
+        )
+    lines.append(f"outcome       {result.outcome}")
+    if prediction is not None:
+        lines.append(f"prediction    {json.dumps(prediction, sort_keys=True)}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; exit 1 with the reason on any refusal."""
+    parser = argparse.ArgumentParser(prog="churn-workflows demo", description=__doc__)
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--environment", default="dev", choices=("dev", "staging", "prod"))
+    parser.add_argument("--drift", action="append", default=[], metavar="FEATURE=STRENGTH")
+    parser.add_argument("--min-improvement", type=float, default=GateConfig.min_improvement)
+    parser.add_argument("--max-psi", type=float, default=Thresholds.max_psi)
+    parser.add_argument("--no-serve", action="store_true", help="skip serving and the prediction")
+    args = parser.parse_args(argv)
+
+    # The demo's artifacts are file:// URIs on this machine: never propose them to GitHub.
+    if any(os.environ.pop(var, None) for var in ("GITHUB_TOKEN", "GITHUB_REPOSITORY")):
+        _say("note       GITHUB_TOKEN/GITHUB_REPOSITORY ignored: the demo promotes locally")
+    root = repo_root()
+    local = root / ".local"
+    data_dir = local / "demo" / "data"
+    try:
+        drift = {k: float(v) for k, v in (item.split("=", 1) for item in args.drift)}
+        data_uri = (data_dir / "customers.parquet").as_uri()
+        reference_uri = (data_dir / "reference.parquet").as_uri()
+        _say(f"generate   {args.rows} synthetic customers (seed 7) and a reference (seed 11)")
+        write_dataset(generate(args.rows, seed=7, drift=drift), data_uri)
+        write_dataset(generate(max(args.rows // 2, 1000), seed=11), reference_uri)
+        clone = prepare_gitops(root, local / "gitops")
+        config = PipelineConfig(
+            data_uri=data_uri,
+            reference_uri=reference_uri,
+            environment=args.environment,
+            tracking_uri=f"sqlite:///{local / 'mlflow' / 'mlflow.db'}",
+            artifact_location=(local / "mlflow" / "artifacts").as_uri(),
+            bucket_uri=(local / "bucket" / f"churn-{args.environment}-models").as_uri(),
+            repo=clone,
+            report_dir=local / "demo" / "reports",
+            thresholds=Thresholds(max_psi=args.max_psi),
+            gate=GateConfig(min_improvement=args.min_improvement),
+        )
+        result = run_pipeline(config, progress=_say)
+        prediction = None
+        if result.promotion is not None and result.registered is not None:
+            if result.promotion.kind == "local-branch":
+                _say(
+                    f"merge      {result.promotion.branch} into {result.promotion.base} "
+                    "(as the reviewer would)"
+                )
+                git(clone, "checkout", "--quiet", default_branch(clone))
+                git(
+                    clone,
+                    "merge",
+                    "--quiet",
+                    "--no-ff",
+                    "-m",
+                    f"Merge {result.promotion.branch}",
+                    result.promotion.branch,
+                )
+            pin = {
+                "MODEL_URI": result.registered.uri,
+                "MODEL_SHA256": result.registered.sha256,
+                "MODEL_VERSION": result.registered.version,
+            }
+            (local / "last-promoted.json").write_text(json.dumps(pin, indent=2) + "\n")
+            if not args.no_serve:
+                _say("serve      churn-api with the promoted pin; POST /v1/predict")
+                prediction = predict_once(pin, SAMPLE)
+    except PipelineError as exc:
+        print(f"\nchurn-workflows demo: {exc}", file=sys.stderr)
+        return 1
+    print(_summary(result, prediction, clone))
+    return 0

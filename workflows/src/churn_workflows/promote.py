@@ -1,0 +1,78 @@
+"""The ``churn-promote`` WorkflowTemplate: open the pull request that edits one ``model.yaml``.
+
+``churn-train`` calls its ``promote`` template after a passed gate; it can also
+be submitted alone from the Argo Workflows UI to promote a registered version
+to another environment (dev's model to staging, say). The pod reads the GitHub
+token and repository from the Secret ``churn-workflows-github``. Rendered by
+``churn_workflows.render``.
+"""
+
+from __future__ import annotations
+
+from hera.workflows import Parameter, Steps, WorkflowTemplate
+
+from churn_workflows import argo
+from churn_workflows.pin import ENVIRONMENTS
+
+__all__ = ["build"]
+
+_INPUTS = ("environment", "model-uri", "model-sha256", "model-version", "evidence")
+
+
+def build() -> WorkflowTemplate:
+    """The ``churn-promote`` WorkflowTemplate."""
+    with WorkflowTemplate(
+        name="churn-promote",
+        entrypoint="main",
+        annotations={
+            "workflows.argoproj.io/description": (
+                "Open a pull request that pins a registered churn-model version in "
+                "platform/apps/churn-api/overlays/<environment>/model.yaml."
+            ),
+        },
+        arguments=[
+            argo.parameter(
+                "environment", "dev", "Environment whose pin changes.", list(ENVIRONMENTS)
+            ),
+            argo.parameter(
+                "model-uri",
+                "",
+                "MODEL_URI: s3://churn-<env>-models/churn-model/sha256/<sha256>.onnx",
+            ),
+            argo.parameter("model-sha256", "", "MODEL_SHA256: 64 lower-case hex digits."),
+            argo.parameter("model-version", "", "MODEL_VERSION: the churn-model registry version."),
+            argo.parameter(
+                "evidence", "Promoted from the Argo Workflows UI.", "The PR body (Markdown)."
+            ),
+        ],
+        **argo.workflow_settings(),  # type: ignore[arg-type]
+    ) as template:
+        promote = argo.step(
+            "promote",
+            "promote",
+            [
+                "--environment",
+                "{{inputs.parameters.environment}}",
+                "--uri",
+                "{{inputs.parameters.model-uri}}",
+                "--sha256",
+                "{{inputs.parameters.model-sha256}}",
+                "--version",
+                "{{inputs.parameters.model-version}}",
+                "--evidence",
+                "{{inputs.parameters.evidence}}",
+            ],
+            inputs=[Parameter(name=name) for name in _INPUTS],
+            memory="256Mi",
+            env=argo.github_env(),
+        )
+        # The entrypoint passes the form's values; churn-train calls "promote" directly.
+        with Steps(name="main"):
+            promote(
+                name="promote",
+                arguments=[
+                    Parameter(name=name, value="{{workflow.parameters.%s}}" % name)  # noqa: UP031
+                    for name in _INPUTS
+                ],
+            )
+    return template

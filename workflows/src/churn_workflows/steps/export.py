@@ -1,0 +1,149 @@
+"""Export: turn a fitted scikit-learn Pipeline into the serving artifact, one ONNX file.
+
+Steps: convert with skl2onnx (one graph input per feature, as the contract
+says: ``tensor(string)`` for categories, ``tensor(float)`` for the rest), keep
+only the ``probabilities`` output, write the feature contract and lineage into
+``metadata_props``, then check parity: ONNX Runtime and scikit-learn must agree
+on every holdout row within ``MAX_PARITY_DIFF``. What the gate evaluates is
+this file, so what is evaluated is what is served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
+import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+from churn_api.contract import (
+    CATEGORICAL_FEATURES,
+    CONTRACT_METADATA_KEY,
+    FEATURES,
+    LINEAGE_METADATA_KEYS,
+    PROBABILITY_OUTPUT,
+    feature_contract_json,
+)
+from skl2onnx import convert_sklearn  # type: ignore[import-untyped,unused-ignore]
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType  # type: ignore[import-untyped,unused-ignore]
+from sklearn.pipeline import Pipeline  # type: ignore[import-untyped,unused-ignore]
+
+from churn_workflows import PipelineError
+
+__all__ = [
+    "MAX_PARITY_DIFF",
+    "export_onnx",
+    "model_frame",
+    "model_inputs",
+    "onnx_probabilities",
+    "parity",
+    "sha256",
+    "stamp",
+]
+
+MAX_PARITY_DIFF = 1e-3
+_OPSET = 17
+
+
+def model_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray[Any, Any]]:
+    """The ONNX feeds for ``frame``: one ``[n, 1]`` array per feature."""
+    feeds: dict[str, np.ndarray[Any, Any]] = {}
+    for name in FEATURES:
+        column = frame[name]
+        if name in CATEGORICAL_FEATURES:
+            feeds[name] = column.astype(str).to_numpy(dtype=object).reshape(-1, 1)
+        else:
+            feeds[name] = column.to_numpy(dtype=np.float32).reshape(-1, 1)
+    return feeds
+
+
+def model_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The features as the Pipeline sees them: strings, and numbers rounded through float32.
+
+    ONNX Runtime computes in float32; feeding scikit-learn the same float32
+    values keeps tree thresholds from splitting the two apart.
+    """
+    out = pd.DataFrame(index=frame.index)
+    for name in FEATURES:
+        if name in CATEGORICAL_FEATURES:
+            out[name] = frame[name].astype(str).to_numpy(dtype=object)
+        else:
+            out[name] = frame[name].to_numpy(dtype=np.float32).astype(np.float64)
+    return out
+
+
+def export_onnx(pipeline: Pipeline, lineage: Mapping[str, str]) -> bytes:
+    """Convert ``pipeline`` and stamp the contract and ``lineage`` (keys from the contract)."""
+    initial_types: list[tuple[str, Any]] = [
+        (
+            name,
+            StringTensorType([None, 1])
+            if name in CATEGORICAL_FEATURES
+            else FloatTensorType([None, 1]),
+        )
+        for name in FEATURES
+    ]
+    classifier = pipeline.steps[-1][1]
+    try:
+        with warnings.catch_warnings():
+            # skl2onnx writes booleans into int attributes; protobuf < 7 accepts them.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"onnx\.helper")
+            model = convert_sklearn(
+                pipeline,
+                initial_types=initial_types,
+                target_opset=_OPSET,
+                options={id(classifier): {"zipmap": False}},
+            )
+    except Exception as exc:  # skl2onnx raises plain RuntimeError/NotImplementedError
+        raise PipelineError(f"ONNX export of {type(classifier).__name__} failed: {exc}") from None
+    outputs = [o for o in model.graph.output if o.name == PROBABILITY_OUTPUT]
+    if len(outputs) != 1:
+        raise PipelineError(f"the converted graph has no {PROBABILITY_OUTPUT!r} output")
+    del model.graph.output[:]
+    model.graph.output.extend(outputs)
+    onnx.checker.check_model(model)
+    return stamp(model.SerializeToString(), lineage)
+
+
+def stamp(artifact: bytes, lineage: Mapping[str, str]) -> bytes:
+    """``artifact`` with the contract and ``lineage`` in its metadata; the graph is unchanged."""
+    unknown = set(lineage) - set(LINEAGE_METADATA_KEYS)
+    if unknown:
+        raise PipelineError(f"unknown lineage key(s) {sorted(unknown)}; see churn_api.contract")
+    model = onnx.load_from_string(artifact)
+    props = {p.key: p.value for p in model.metadata_props}
+    props[CONTRACT_METADATA_KEY] = feature_contract_json()
+    props.update(lineage)
+    del model.metadata_props[:]
+    for key in sorted(props):
+        model.metadata_props.add(key=key, value=props[key])
+    return bytes(model.SerializeToString())
+
+
+def onnx_probabilities(artifact: bytes, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
+    """The churn probability of each row of ``frame``, scored by ONNX Runtime."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(artifact, options, providers=["CPUExecutionProvider"])
+    (result,) = session.run([PROBABILITY_OUTPUT], model_inputs(frame))
+    return np.asarray(result, dtype=np.float64)[:, 1]
+
+
+def parity(pipeline: Pipeline, artifact: bytes, frame: pd.DataFrame) -> float:
+    """Max absolute probability difference on ``frame``; above ``MAX_PARITY_DIFF`` fails."""
+    expected = pipeline.predict_proba(model_frame(frame))[:, 1]
+    diff = float(np.max(np.abs(onnx_probabilities(artifact, frame) - expected)))
+    if diff > MAX_PARITY_DIFF:
+        raise PipelineError(
+            f"ONNX and scikit-learn disagree on the holdout: max |p_onnx - p_sklearn| = "
+            f"{diff:.2e} > {MAX_PARITY_DIFF}"
+        )
+    return diff
+
+
+def sha256(artifact: bytes) -> str:
+    """The artifact's sha256, lower-case hex: its content address and its pin."""
+    return hashlib.sha256(artifact).hexdigest()

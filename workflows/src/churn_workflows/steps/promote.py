@@ -1,0 +1,288 @@
+"""Promote: propose the new pin as a pull request that edits only ``model.yaml``.
+
+Steps: read the target branch's pin (strictly parsed: a hand-broken file stops
+here, naming it), write the new pin, and propose it. With ``GITHUB_TOKEN`` and
+``GITHUB_REPOSITORY`` set, through GitHub's REST API: a branch from the target
+branch, one commit changing the file, a pull request whose body is the
+evidence. Otherwise a local branch and commit in the given git repository, made
+with git plumbing (a temporary index, ``commit-tree``, ``update-ref``), so the
+checked-out tree and the current branch are never touched. Nothing ever pushes
+or commits to the target branch itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from churn_workflows import PipelineError, Unreachable, exit_code
+from churn_workflows.pin import Pin, parse_pin, pin_path, render_pin
+
+__all__ = [
+    "GitHub",
+    "Promotion",
+    "default_branch",
+    "git",
+    "main",
+    "promote",
+    "read_pin_git",
+    "read_target_pin",
+]
+
+_IDENTITY = ("churn-workflows", "churn-workflows@users.noreply.github.com")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What was proposed: a PR URL, or a local branch and commit."""
+
+    kind: str  # "pull-request", "local-branch" or "unchanged"
+    branch: str
+    base: str
+    commit: str
+    url: str | None
+    message: str
+
+
+def git(repo: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
+    """Run git in ``repo`` with the pipeline's identity; a failure names the command."""
+    cmd = ["git", "-c", f"user.name={_IDENTITY[0]}", "-c", f"user.email={_IDENTITY[1]}", *args]
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed executable, arguments from this module
+            cmd,
+            cwd=repo,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **(env or {})},
+        )
+    except subprocess.CalledProcessError as exc:
+        raise PipelineError(f"{repo}: git {' '.join(args)} failed: {exc.stderr.strip()}") from None
+    except FileNotFoundError:
+        raise PipelineError("git is not installed") from None
+    return done.stdout.strip()
+
+
+def default_branch(repo: Path) -> str:
+    """The repository's target branch: origin's HEAD when known, else the current branch."""
+    try:
+        ref = git(repo, "symbolic-ref", "--quiet", "refs/remotes/origin/HEAD")
+        return ref.removeprefix("refs/remotes/origin/")
+    except PipelineError:
+        return git(repo, "symbolic-ref", "--quiet", "--short", "HEAD")
+
+
+def read_pin_git(repo: Path, ref: str, environment: str) -> Pin:
+    """The pin of ``environment`` at ``ref`` in a local repository."""
+    path = pin_path(environment)
+    text = git(repo, "show", f"{ref}:{path}")
+    return parse_pin(text, f"{path} at {ref}")
+
+
+class GitHub:
+    """The few GitHub REST calls a promotion needs (``GITHUB_API_URL`` overrides the host)."""
+
+    def __init__(self, repository: str, token: str, api_url: str | None = None) -> None:
+        self.repository = repository
+        self.token = token
+        self.api = (api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com").rstrip(
+            "/"
+        )
+
+    @classmethod
+    def from_env(cls) -> GitHub | None:
+        """A client when ``GITHUB_TOKEN`` and ``GITHUB_REPOSITORY`` are set."""
+        token, repository = os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY")
+        return cls(repository, token) if token and repository else None
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """One request; returns status and JSON, raising on anything but 2xx and 422."""
+        url = f"{self.api}/repos/{self.repository}{path}"
+        request = urllib.request.Request(  # noqa: S310 - the URL is https or a test's localhost
+            url,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": "2022-11-28",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 422:
+                return exc.code, json.loads(exc.read() or b"null")
+            kind = Unreachable if exc.code >= 500 else PipelineError
+            raise kind(f"GitHub {method} {url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, TimeoutError) as exc:
+            raise Unreachable(f"GitHub {method} {url}: {getattr(exc, 'reason', exc)}") from None
+
+    def default_branch(self) -> str:
+        """The repository's default branch."""
+        _, repo = self.call("GET", "")
+        return str(repo["default_branch"])
+
+    def read_file(self, path: str, ref: str) -> tuple[str, str]:
+        """A file's text and blob sha at ``ref``."""
+        _, data = self.call("GET", f"/contents/{quote(path)}?ref={quote(ref)}")
+        return base64.b64decode(data["content"]).decode(), str(data["sha"])
+
+
+def read_target_pin(environment: str, *, repo: Path | None = None, base: str | None = None) -> Pin:
+    """The pin the target environment runs: from GitHub when configured, else a local repo."""
+    path = pin_path(environment)
+    github = GitHub.from_env()
+    if github is not None:
+        ref = base or github.default_branch()
+        text, _ = github.read_file(path, ref)
+        return parse_pin(text, f"{github.repository}:{path} at {ref}")
+    local = repo or Path.cwd()
+    return read_pin_git(local, base or default_branch(local), environment)
+
+
+def _title(environment: str, pin: Pin) -> str:
+    return f"Promote churn-model version {pin.version} to {environment}"
+
+
+def _promote_github(
+    github: GitHub, environment: str, pin: Pin, body: str, base: str | None
+) -> Promotion:
+    path = pin_path(environment)
+    target = base or github.default_branch()
+    text, blob = github.read_file(path, target)
+    running = parse_pin(text, f"{github.repository}:{path} at {target}")
+    branch = f"promote/churn-model-{environment}-v{pin.version}"
+    if branch == target:
+        raise PipelineError(f"refusing to write to the target branch {target}")
+    if running == pin:
+        return Promotion(
+            "unchanged", target, target, "", None, f"{path} at {target} already pins this model"
+        )
+    _, head = github.call("GET", f"/git/ref/heads/{quote(target)}")
+    status, _ = github.call(
+        "POST", "/git/refs", {"ref": f"refs/heads/{branch}", "sha": head["object"]["sha"]}
+    )
+    if status == 422:  # the branch exists from an earlier attempt: update its file below
+        _, current = github.call("GET", f"/contents/{quote(path)}?ref={quote(branch)}")
+        blob = str(current["sha"])
+    _, commit = github.call(
+        "PUT",
+        f"/contents/{quote(path)}",
+        {
+            "message": _title(environment, pin),
+            "content": base64.b64encode(render_pin(pin).encode()).decode(),
+            "sha": blob,
+            "branch": branch,
+        },
+    )
+    status, pull = github.call(
+        "POST",
+        "/pulls",
+        {"title": _title(environment, pin), "head": branch, "base": target, "body": body},
+    )
+    if status == 422:  # a PR for this branch is already open
+        owner = github.repository.split("/")[0]
+        _, pulls = github.call("GET", f"/pulls?head={quote(owner)}:{quote(branch)}&state=open")
+        if not pulls:
+            raise PipelineError(f"GitHub refused the pull request for {branch}")
+        pull = pulls[0]
+    return Promotion(
+        "pull-request",
+        branch,
+        target,
+        str(commit["commit"]["sha"]) if commit else "",
+        str(pull["html_url"]),
+        f"opened pull request {pull['html_url']}",
+    )
+
+
+def _promote_local(
+    repo: Path, environment: str, pin: Pin, body: str, base: str | None
+) -> Promotion:
+    path = pin_path(environment)
+    target = base or default_branch(repo)
+    current = git(repo, "show", f"{target}:{path}")
+    running = parse_pin(current, f"{path} at {target}")
+    branch = f"promote/churn-model-{environment}-v{pin.version}"
+    if branch == target:
+        raise PipelineError(f"refusing to write to the target branch {target}")
+    if running == pin:
+        return Promotion(
+            "unchanged", target, target, "", None, f"{path} at {target} already pins this model"
+        )
+    blob = git(repo, "hash-object", "-w", "--stdin", stdin=render_pin(pin))
+    with tempfile.TemporaryDirectory() as scratch:
+        # A private index: the repository's own index and checkout stay as they are.
+        index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        git(repo, "read-tree", target, env=index)
+        git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=index)
+        tree = git(repo, "write-tree", env=index)
+    parent = git(repo, "rev-parse", f"{target}^{{commit}}")
+    message = f"{_title(environment, pin)}\n\n{body}"
+    commit = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", stdin=message)
+    git(repo, "update-ref", f"refs/heads/{branch}", commit)
+    return Promotion(
+        "local-branch",
+        branch,
+        target,
+        commit,
+        None,
+        f"no GITHUB_TOKEN/GITHUB_REPOSITORY: wrote local branch {branch} ({commit[:12]}) in {repo}",
+    )
+
+
+def promote(
+    environment: str,
+    pin: Pin,
+    body: str,
+    *,
+    repo: Path | None = None,
+    base: str | None = None,
+) -> Promotion:
+    """Propose ``pin`` for ``environment`` with ``body`` as the evidence."""
+    github = GitHub.from_env()
+    if github is not None:
+        return _promote_github(github, environment, pin, body, base)
+    return _promote_local(repo or Path.cwd(), environment, pin, body, base)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Open the promotion PR (the ``churn-promote`` template)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--environment", required=True)
+    parser.add_argument("--uri", required=True, help="MODEL_URI")
+    parser.add_argument("--sha256", required=True, help="MODEL_SHA256")
+    parser.add_argument("--version", required=True, help="MODEL_VERSION")
+    parser.add_argument("--evidence", default="", help="the PR body (Markdown)")
+    parser.add_argument("--repo", type=Path, default=None, help="local repository (no GitHub)")
+    parser.add_argument("--base", default=None, help="target branch (default: the default branch)")
+    args = parser.parse_args(argv)
+    try:
+        pin = Pin(uri=args.uri, sha256=args.sha256, version=args.version)
+        parse_pin(render_pin(pin), "the requested pin")
+        result = promote(args.environment, pin, args.evidence, repo=args.repo, base=args.base)
+    except PipelineError as exc:
+        print(f"promote: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    print(json.dumps(asdict(result), sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

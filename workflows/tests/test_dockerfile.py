@@ -1,0 +1,50 @@
+"""The workflows image's Dockerfile: non-root, pinned base, checkov's Dockerfile checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "workflows" / "Dockerfile"
+CHECKOV = os.environ.get(
+    "CHECKOV", ".local/tools/bin/uv tool run --quiet --from checkov==3.3.30 checkov"
+)
+
+
+def test_bases_are_pinned_by_digest_and_the_user_is_not_root() -> None:
+    text = DOCKERFILE.read_text()
+    bases = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
+    assert bases
+    assert all(re.search(r"@sha256:[0-9a-f]{64}$", b) for b in bases)
+    users = re.findall(r"^USER (\S+)", text, flags=re.MULTILINE)
+    assert users[-1] == "10001:10001"
+    assert "MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false" in text
+
+
+def test_checkov_dockerfile_checks_pass() -> None:
+    out = subprocess.run(
+        [
+            *shlex.split(CHECKOV),
+            "-f",
+            str(DOCKERFILE),
+            "--framework",
+            "dockerfile",
+            "--skip-download",
+            "--compact",
+            "--quiet",
+            "-o",
+            "json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    summary = json.loads(out.stdout)["summary"]
+    assert summary["failed"] == 0, out.stdout[-2000:]
+    assert summary["passed"] > 0

@@ -1,0 +1,76 @@
+"""Export: the contract's inputs, output and metadata, and agreement with scikit-learn."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from churn_api.contract import CATEGORICAL_FEATURES, FEATURES, feature_contract_json
+from churn_workflows import PipelineError
+from churn_workflows.steps.export import export_onnx, onnx_probabilities, parity, sha256, stamp
+from churn_workflows.steps.train import build_pipeline, candidates, model_frame, split
+
+STRING, FLOAT = onnx.TensorProto.STRING, onnx.TensorProto.FLOAT
+
+
+@pytest.fixture(scope="module", params=[1, 3], ids=["logreg", "hgb"])
+def fitted(request: pytest.FixtureRequest, frame: pd.DataFrame):  # type: ignore[no-untyped-def]
+    parts = split(frame)
+    pipeline = build_pipeline(candidates()[request.param])
+    pipeline.fit(model_frame(parts.train), parts.train["churn"])
+    return pipeline, parts
+
+
+def test_inputs_outputs_and_metadata_follow_the_contract(fitted) -> None:  # type: ignore[no-untyped-def]
+    pipeline, _ = fitted
+    model = onnx.load_from_string(
+        export_onnx(pipeline, {"churn.threshold": "0.4", "churn.git_commit": "abc"})
+    )
+    inputs = {i.name: i.type.tensor_type for i in model.graph.input}
+    assert list(inputs) == list(FEATURES)
+    for name, tensor in inputs.items():
+        assert tensor.elem_type == (STRING if name in CATEGORICAL_FEATURES else FLOAT)
+        assert [d.dim_value for d in tensor.shape.dim] == [0, 1]
+    assert [o.name for o in model.graph.output] == ["probabilities"]
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["churn.feature_contract"] == feature_contract_json()
+    assert props["churn.threshold"] == "0.4"
+    assert props["churn.git_commit"] == "abc"
+
+
+def test_onnx_agrees_with_sklearn_on_the_holdout(fitted) -> None:  # type: ignore[no-untyped-def]
+    pipeline, parts = fitted
+    artifact = export_onnx(pipeline, {})
+    assert parity(pipeline, artifact, parts.holdout) < 1e-5
+    probabilities = onnx_probabilities(artifact, parts.holdout)
+    assert probabilities.shape == (len(parts.holdout),)
+    assert np.all((probabilities >= 0) & (probabilities <= 1))
+
+
+def test_a_disagreeing_artifact_fails_parity(fitted, frame: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
+    pipeline, parts = fitted
+    other = build_pipeline(candidates()[0]).fit(model_frame(parts.train), ~parts.train["churn"])
+    with pytest.raises(
+        PipelineError,
+        match=r"disagree on the holdout: max \|p_onnx - p_sklearn\| = \S+ > 0\.001",
+    ):
+        parity(pipeline, export_onnx(other, {}), parts.holdout)
+
+
+def test_stamping_changes_metadata_only(fitted) -> None:  # type: ignore[no-untyped-def]
+    pipeline, parts = fitted
+    artifact = export_onnx(pipeline, {"churn.threshold": "0.5"})
+    stamped = stamp(artifact, {"churn.model_version": "7"})
+    assert sha256(stamped) != sha256(artifact)
+    props = {p.key: p.value for p in onnx.load_from_string(stamped).metadata_props}
+    assert props["churn.model_version"] == "7"
+    assert props["churn.threshold"] == "0.5"
+    np.testing.assert_array_equal(
+        onnx_probabilities(artifact, parts.holdout), onnx_probabilities(stamped, parts.holdout)
+    )
+    with pytest.raises(PipelineError, match="unknown lineage key"):
+        stamp(artifact, {"churn.colour": "blue"})
+    assert json.loads(props["churn.feature_contract"])["tenure"]["max"] == 120

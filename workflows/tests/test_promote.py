@@ -1,0 +1,259 @@
+"""Promote: a local branch made without touching the checkout, or a PR through GitHub's API.
+
+GitHub cannot be reached from tests, so ``FakeGitHub`` stands in for it: a thin
+HTTP server on 127.0.0.1 that keeps branches as dicts of files and answers the
+five REST calls the step makes, the way GitHub documents them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import pytest
+from churn_workflows import PipelineError
+from churn_workflows.pin import Pin, parse_pin, pin_path, render_pin
+from churn_workflows.steps.promote import git, main, promote, read_pin_git, read_target_pin
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PIN = Pin("s3://churn-dev-models/churn-model/sha256/" + "b" * 64 + ".onnx", "b" * 64, "4")
+
+
+class FakeGitHub(ThreadingHTTPServer):
+    """Stands in for api.github.com: branches as {path: text}, pull requests as a list."""
+
+    def __init__(self, repository: str, files: dict[str, str]) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.repository = repository
+        self.branches: dict[str, dict[str, str]] = {"main": dict(files)}
+        self.pulls: list[dict[str, Any]] = []
+        self.calls: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeGitHub
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _route(self, method: str) -> None:
+        gh = self.server
+        if self.headers.get("Authorization") != "Bearer t0ken":
+            return self._send(401, {"message": "Bad credentials"})
+        url = urlparse(self.path)
+        prefix = f"/repos/{gh.repository}"
+        path = unquote(url.path.removeprefix(prefix))
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+        gh.calls.append(f"{method} {path}")
+        if method == "GET" and path == "":
+            return self._send(200, {"default_branch": "main"})
+        if path.startswith("/contents/"):
+            file = path.removeprefix("/contents/")
+            if method == "GET":
+                text = gh.branches[query["ref"]][file]
+                sha = hashlib.sha1(text.encode()).hexdigest()
+                return self._send(
+                    200, {"content": base64.b64encode(text.encode()).decode(), "sha": sha}
+                )
+            files = gh.branches[body["branch"]]
+            if body["sha"] != hashlib.sha1(files[file].encode()).hexdigest():
+                return self._send(409, {"message": "sha does not match"})
+            files[file] = base64.b64decode(body["content"]).decode()
+            return self._send(200, {"commit": {"sha": "c" * 40, "message": body["message"]}})
+        if method == "GET" and path.startswith("/git/ref/heads/"):
+            return self._send(200, {"object": {"sha": "a" * 40}})
+        if method == "POST" and path == "/git/refs":
+            name = body["ref"].removeprefix("refs/heads/")
+            if name in gh.branches:
+                return self._send(422, {"message": "Reference already exists"})
+            gh.branches[name] = dict(gh.branches["main"])
+            return self._send(201, {"ref": body["ref"]})
+        if path == "/pulls" and method == "POST":
+            if any(p["head"] == body["head"] for p in gh.pulls):
+                return self._send(422, {"message": "A pull request already exists"})
+            pull = {
+                **body,
+                "html_url": f"https://github.com/{gh.repository}/pull/{len(gh.pulls) + 1}",
+            }
+            gh.pulls.append(pull)
+            return self._send(201, pull)
+        if path == "/pulls" and method == "GET":
+            head = query["head"].split(":", 1)[1]
+            return self._send(200, [p for p in gh.pulls if p["head"] == head])
+        return self._send(404, {"message": "Not Found"})
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def do_PUT(self) -> None:
+        self._route("PUT")
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
+    files = {
+        pin_path(env): (REPO_ROOT / pin_path(env)).read_text() for env in ("dev", "staging", "prod")
+    }
+    server = FakeGitHub("acme/churn-platform", files)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("GITHUB_TOKEN", "t0ken")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/churn-platform")
+    monkeypatch.setenv("GITHUB_API_URL", server.url)
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _no_github(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def run_git(repo: Path, *args: str) -> str:
+    return git(repo, *args)
+
+
+def _state(repo: Path) -> tuple[str, str, str, str]:
+    index = (repo / ".git" / "index").read_bytes()
+    return (
+        run_git(repo, "rev-parse", "HEAD"),
+        run_git(repo, "symbolic-ref", "HEAD"),
+        run_git(repo, "status", "--porcelain"),
+        hashlib.sha256(index).hexdigest(),
+    )
+
+
+def test_a_local_promotion_is_a_branch_made_without_touching_the_checkout(gitops: Path) -> None:
+    before = _state(gitops)
+    result = promote("dev", PIN, "evidence table", repo=gitops)
+    assert _state(gitops) == before
+    assert result.kind == "local-branch"
+    assert result.branch == "promote/churn-model-dev-v4"
+    assert "no GITHUB_TOKEN/GITHUB_REPOSITORY: wrote local branch" in result.message
+    changed = run_git(gitops, "diff", "--name-only", "main", result.branch).splitlines()
+    assert changed == [pin_path("dev")]
+    assert read_pin_git(gitops, result.branch, "dev") == PIN
+    assert run_git(gitops, "log", "-1", "--format=%an <%ae>%n%B", result.branch).startswith(
+        "churn-workflows <churn-workflows@users.noreply.github.com>\n"
+        "Promote churn-model version 4 to dev\n\nevidence table"
+    )
+    assert run_git(gitops, "rev-parse", "main") == before[0]
+
+
+def test_the_target_branch_is_never_written(gitops: Path) -> None:
+    run_git(gitops, "branch", "-m", "main", "promote/churn-model-dev-v4")
+    with pytest.raises(PipelineError, match="refusing to write to the target branch"):
+        promote("dev", PIN, "", repo=gitops)
+
+
+def test_promoting_what_already_runs_changes_nothing(gitops: Path) -> None:
+    bootstrap = parse_pin((gitops / pin_path("dev")).read_text(), "x")
+    result = promote("dev", bootstrap, "", repo=gitops)
+    assert result.kind == "unchanged"
+    assert run_git(gitops, "branch", "--list").strip() == "* main"
+
+
+def test_a_hand_broken_pin_stops_the_promotion(gitops: Path) -> None:
+    (gitops / pin_path("staging")).write_text(render_pin(PIN).replace('"4"', "four"))
+    run_git(gitops, "commit", "--quiet", "-am", "hand edit")
+    with pytest.raises(
+        PipelineError,
+        match=r"overlays/staging/model.yaml at main: invalid model pin: MODEL_VERSION",
+    ):
+        promote("staging", PIN, "", repo=gitops)
+    assert "promote/" not in run_git(gitops, "branch", "--list")
+
+
+def test_a_pull_request_through_the_github_api_carries_the_evidence(github: FakeGitHub) -> None:
+    result = promote("dev", PIN, "| metric | candidate | running |", base=None)
+    assert result.kind == "pull-request"
+    assert result.url == "https://github.com/acme/churn-platform/pull/1"
+    (pull,) = github.pulls
+    assert pull["base"] == "main"
+    assert pull["head"] == "promote/churn-model-dev-v4"
+    assert pull["body"] == "| metric | candidate | running |"
+    branch = github.branches["promote/churn-model-dev-v4"]
+    assert branch[pin_path("dev")] == render_pin(PIN)
+    assert {k: v for k, v in branch.items() if k != pin_path("dev")} == {
+        k: v for k, v in github.branches["main"].items() if k != pin_path("dev")
+    }
+    assert parse_pin(github.branches["main"][pin_path("dev")], "main").is_bootstrap
+    # A retry finds the branch and the open PR instead of failing or duplicating them.
+    again = promote("dev", PIN, "| metric | candidate | running |")
+    assert again.url == result.url
+    assert len(github.pulls) == 1
+
+
+def test_the_running_pin_is_read_from_github_when_configured(github: FakeGitHub) -> None:
+    assert read_target_pin("prod").is_bootstrap
+    github.branches["main"][pin_path("prod")] = "kind: [broken"
+    with pytest.raises(
+        PipelineError,
+        match=re.escape(f"acme/churn-platform:{pin_path('prod')} at main: invalid model pin"),
+    ):
+        read_target_pin("prod")
+    assert not github.pulls
+
+
+def test_bad_credentials_are_named(github: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "wrong")
+    with pytest.raises(PipelineError, match="HTTP 401"):
+        promote("dev", PIN, "")
+    assert not github.pulls
+
+
+def test_command_promotes_locally(gitops: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "--environment",
+        "dev",
+        "--uri",
+        PIN.uri,
+        "--sha256",
+        PIN.sha256,
+        "--version",
+        "4",
+        "--repo",
+        str(gitops),
+    ]
+    assert main([*args, "--evidence", "ok"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "local-branch"
+    bad = [
+        "--environment",
+        "dev",
+        "--uri",
+        PIN.uri,
+        "--sha256",
+        "xyz",
+        "--version",
+        "5",
+        "--repo",
+        str(gitops),
+    ]
+    assert main(bad) == 1
+    assert "MODEL_SHA256 must be 64 lower-case hex digits" in capsys.readouterr().err
