@@ -60,8 +60,10 @@ def reference() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def _template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Migrating a new SQLite store takes seconds: do it once and copy the file. No
+    # experiment is made here: it would keep the default artifact root, ./mlruns.
     db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    connect(f"sqlite:///{db}")
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
     return db
 
 
