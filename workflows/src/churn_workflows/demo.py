@@ -167,7 +167,8 @@ def _summary(result: PipelineResult, prediction: Any, clone: Path) -> str:
             f"promotion     {result.promotion.message}; "
             f"merged into {result.promotion.base} of {clone}"
         )
-    lines.append(f"outcome       {result.outcome}")
+    else:  # the promotion line already says what happened when there is one
+        lines.append(f"outcome       {result.outcome}")
     if prediction is not None:
         lines.append(f"prediction    {json.dumps(prediction, sort_keys=True)}")
     return "\n".join(lines)
