@@ -133,11 +133,6 @@ def _found(pattern: re.Pattern[str]) -> list[tuple[Path, re.Match[str]]]:
     ]
 
 
-pytestmark = pytest.mark.skipif(
-    not manifest_files(), reason="no manifests under platform/ or clusters/ to cross-check"
-)
-
-
 def test_role_arns_in_manifests_exist_in_their_environment() -> None:
     """Each role ARN names a role its environment's root creates, in that root's account."""
     problems = []
@@ -316,8 +311,6 @@ def test_mlflow_database_host_is_the_instance_the_root_creates() -> None:
 def test_argocd_chart_version_matches_the_self_managing_application() -> None:
     """The chart OpenTofu installs once is the chart platform/argocd/argocd.yaml keeps syncing."""
     path = REPO / "platform" / "argocd" / "argocd.yaml"
-    if not path.is_file():
-        pytest.skip("platform/argocd/argocd.yaml does not exist yet")
     sources = [
         s
         for doc in _documents(path)
@@ -372,8 +365,7 @@ def test_model_pins_sit_where_churn_api_may_read() -> None:
     identity = load_config(INFRA / "modules" / "identity")
     prefix = identity.variables["models_prefix"]["default"]
     pins = sorted((REPO / "platform" / "apps" / "churn-api" / "overlays").glob("*/model.yaml"))
-    if not pins:
-        pytest.skip("no model pins under platform/apps/churn-api/overlays yet")
+    assert pins, "no model pins under platform/apps/churn-api/overlays"
     problems = []
     for pin in pins:
         env = pin.parent.name
