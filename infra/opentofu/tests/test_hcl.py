@@ -127,9 +127,11 @@ def test_root_layout(root: Path) -> None:
 
 @pytest.mark.parametrize("name", ["main.tf", "variables.tf", "outputs.tf", "versions.tf"])
 def test_roots_differ_only_in_backend_and_tfvars(name: str) -> None:
-    """The three roots share their code: environments differ in tfvars and the state key."""
-    texts = {e: (INFRA / "envs" / e / name).read_text(encoding="utf-8") for e in ENVIRONMENTS}
-    assert texts["staging"] == texts["dev"] == texts["prod"], f"envs/*/{name} drifted apart"
+    """The roots share one definition (stack/): environments differ in tfvars and the state key."""
+    for env in ENVIRONMENTS:
+        shared = INFRA / "envs" / env / name
+        assert shared.is_symlink(), f"envs/{env}/{name} must link to ../../stack/{name}"
+        assert shared.resolve() == (INFRA / "stack" / name).resolve(), f"envs/{env}/{name}"
     backends = {
         e: (INFRA / "envs" / e / "backend.tf").read_text(encoding="utf-8") for e in ENVIRONMENTS
     }

@@ -1,0 +1,179 @@
+variable "environment" {
+  type        = string
+  description = "Environment this root builds: dev, staging or prod (the same word as clusters/<env> and the overlays)."
+
+  validation {
+    condition     = contains(["dev", "staging", "prod"], var.environment)
+    error_message = "environment must be dev, staging or prod."
+  }
+}
+
+variable "account_id" {
+  type        = string
+  description = "AWS account the environment lives in; the provider refuses any other."
+
+  validation {
+    condition     = can(regex("^[0-9]{12}$", var.account_id))
+    error_message = "account_id must be 12 digits."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "AWS region, for example eu-west-1."
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region must be an AWS region name such as eu-west-1."
+  }
+}
+
+variable "availability_zones" {
+  type        = list(string)
+  description = "Three availability zones of the region."
+
+  validation {
+    condition     = length(var.availability_zones) == 3
+    error_message = "availability_zones must list three zones."
+  }
+}
+
+variable "vpc_cidr" {
+  type        = string
+  description = "IPv4 CIDR of the VPC (a /16), distinct per environment so they can be peered later."
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && endswith(var.vpc_cidr, "/16")
+    error_message = "vpc_cidr must be a /16 such as 10.10.0.0/16."
+  }
+}
+
+variable "single_nat_gateway" {
+  type        = bool
+  description = "One NAT gateway for all zones instead of one per zone."
+}
+
+variable "kubernetes_version" {
+  type        = string
+  description = "Kubernetes minor version of the cluster, pinned."
+
+  validation {
+    condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_version))
+    error_message = "kubernetes_version must be a minor version such as 1.33."
+  }
+}
+
+variable "addon_versions" {
+  type        = map(string)
+  description = "Pinned EKS add-on versions for kubernetes_version: vpc-cni, coredns, kube-proxy, eks-pod-identity-agent, aws-ebs-csi-driver."
+}
+
+variable "public_access_cidrs" {
+  type        = list(string)
+  description = "CIDRs allowed to reach the API endpoint from the internet; empty keeps it private only."
+  default     = []
+}
+
+variable "admin_principal_arns" {
+  type        = list(string)
+  description = "IAM roles or users granted cluster admin (break-glass, platform team)."
+  default     = []
+}
+
+variable "node_instance_types" {
+  type        = list(string)
+  description = "Instance types of the managed node group."
+}
+
+variable "node_capacity_type" {
+  type        = string
+  description = "ON_DEMAND or SPOT."
+}
+
+variable "node_scaling" {
+  type = object({
+    min_size     = number
+    desired_size = number
+    max_size     = number
+  })
+  description = "Minimum, desired and maximum node count."
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Days to keep control-plane and VPC flow logs."
+}
+
+variable "db_engine_version" {
+  type        = string
+  description = "PostgreSQL version of the MLflow database (MAJOR.MINOR)."
+}
+
+variable "db_instance_class" {
+  type        = string
+  description = "RDS instance class of the MLflow database."
+}
+
+variable "db_multi_az" {
+  type        = bool
+  description = "Run the MLflow database with a standby in a second zone."
+}
+
+variable "db_backup_retention_days" {
+  type        = number
+  description = "Days of automated backups of the MLflow database."
+}
+
+variable "db_deletion_protection" {
+  type        = bool
+  description = "Protect the MLflow database from deletion."
+}
+
+variable "bucket_force_destroy" {
+  type        = bool
+  description = "Let `tofu destroy` empty and delete the buckets (throwaway environments only)."
+  default     = false
+}
+
+variable "manage_shared_resources" {
+  type        = bool
+  description = "Create the account-wide resources: the ECR repositories and the GitHub OIDC provider. True in exactly one environment (dev, applied first)."
+}
+
+variable "ecr_repositories" {
+  type        = set(string)
+  description = "ECR repositories, shared by every environment."
+  default     = ["churn-api", "churn-workflows"]
+}
+
+variable "github_repository" {
+  type        = string
+  description = "GitHub repository, owner/name, whose main branch may push images."
+}
+
+variable "github_branch" {
+  type        = string
+  description = "Branch whose workflow runs may assume the CI role."
+  default     = "main"
+}
+
+variable "model_source_environment" {
+  type        = string
+  description = "The environment models are promoted from into this one (staging: dev, prod: staging); null in dev."
+  default     = null
+
+  validation {
+    condition     = var.model_source_environment == null || contains(["dev", "staging"], coalesce(var.model_source_environment, "none"))
+    error_message = "model_source_environment must be null, dev or staging."
+  }
+}
+
+variable "argocd_chart_version" {
+  type        = string
+  description = "argo-cd chart version installed once; equal to the one platform/argocd/argocd.yaml pins."
+}
+
+variable "argocd_apps_chart_version" {
+  type        = string
+  description = "argocd-apps chart version that creates the root Application and its AppProject."
+}
