@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "free_port",
     "make_settings",
     "start_server",
+    "wait_for",
     "wait_loaded",
 ]
 
@@ -70,23 +72,74 @@ def wait_loaded(client: TestClient[Any], timeout: float = 30.0) -> httpx.Respons
         time.sleep(0.02)
 
 
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
 @dataclass
 class Server:
     """A real ``churn-api serve`` process."""
 
     process: subprocess.Popen[str]
     url: str
+    terminated: bool = False
+
+    def terminate(self) -> None:
+        """Send SIGTERM once: a second one would cut the graceful drain short."""
+        if not self.terminated and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.terminated = True
+
+    def accepted_connections(self) -> int:
+        """Established TCP connections the server's processes have accepted (Linux /proc).
+
+        A connection still in the listen backlog belongs to no process yet, so this tells
+        "the server is handling my request" apart from "the kernel queued my bytes".
+        """
+        port = int(self.url.rsplit(":", 1)[1])
+        pids = [self.process.pid, *_children(self.process.pid)]
+        inodes: set[str] = set()
+        for pid in pids:
+            fds = Path(f"/proc/{pid}/fd")
+            for fd in fds.iterdir() if fds.is_dir() else ():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+        established = 0
+        for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+            for line in table.read_text().splitlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                    established += 1
+        return established
 
     def stop(self) -> str:
-        """SIGTERM, wait, and return everything it wrote."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        """SIGTERM (unless already sent), wait, and return everything it wrote."""
+        self.terminate()
         try:
             out, _ = self.process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             out, _ = self.process.communicate()
         return out
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (Granian's workers), from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            found += [int(child), *_children(int(child))]
+    return found
 
 
 def start_server(env: dict[str, str], *, wait_ready: bool = True, timeout: float = 60.0) -> Server:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from service_testing import CHURN_API, VALID_RECORD, Server, start_server
+from service_testing import CHURN_API, VALID_RECORD, Server, start_server, wait_for
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -79,7 +79,7 @@ def test_sigterm_drains_in_flight_requests_and_turns_unready(fresh_server: Serve
 
     def slow_body() -> Iterator[bytes]:
         yield body[:10]
-        release.wait(20)  # the request stays in flight until the test lets it finish
+        release.wait(60)  # the request stays in flight until the test lets it finish
         yield body[10:]
 
     def in_flight() -> None:
@@ -95,8 +95,9 @@ def test_sigterm_drains_in_flight_requests_and_turns_unready(fresh_server: Serve
 
     thread = threading.Thread(target=in_flight)
     thread.start()
-    time.sleep(1.0)  # the request's headers and first bytes are in
-    fresh_server.process.send_signal(15)
+    # In flight means a worker accepted the connection, not merely that the kernel queued it.
+    wait_for(lambda: fresh_server.accepted_connections() >= 1, "the worker to accept the request")
+    fresh_server.terminate()
 
     # Readiness turns false: the listener closes, so a probe fails (refused) or reads 503.
     deadline = time.monotonic() + 10
@@ -167,3 +168,27 @@ print("IMPORTED", bad)
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert "IMPORTED []" in run.stdout, run.stdout + run.stderr
+
+
+def test_a_second_server_on_a_taken_port_exits_naming_the_address(
+    fresh_server: Server, model_path: Path, model_sha256: str
+) -> None:
+    port = fresh_server.url.rsplit(":", 1)[1]
+    second = subprocess.run(
+        [CHURN_API, "serve", "--host", "127.0.0.1", "--port", port],
+        env={
+            **os.environ,
+            "MODEL_URI": model_path.as_uri(),
+            "MODEL_SHA256": model_sha256,
+            "MODEL_VERSION": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    lines = (second.stdout + second.stderr).strip().splitlines()
+    assert lines == [f"churn-api: cannot listen on 127.0.0.1:{port}: Address already in use"]
+    # The first server still answers alone.
+    assert httpx.get(f"{fresh_server.url}/readyz", timeout=5).status_code == 200

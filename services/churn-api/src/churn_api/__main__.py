@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from granian.server import Server
 from churn_api.logs import JsonFormatter
 from churn_api.settings import SettingsError, load_settings
 
-__all__ = ["GRACEFUL_SECONDS", "main", "serve"]
+__all__ = ["GRACEFUL_SECONDS", "AddressInUseError", "main", "refuse_taken_address", "serve"]
 
 # Seconds a worker gets to finish in-flight requests after SIGTERM before it is killed.
 GRACEFUL_SECONDS: Final = 20
@@ -43,8 +44,31 @@ def _granian_logging() -> dict[str, Any]:
     }
 
 
+class AddressInUseError(SystemExit):
+    """Another process already listens on the address."""
+
+
+def refuse_taken_address(host: str, port: int) -> None:
+    """Exit with one clear line when something already listens on ``host:port``.
+
+    Granian binds with SO_REUSEPORT, so a second server on a taken port would start and
+    share the traffic with the first. A plain bind (SO_REUSEADDR only, which still ignores
+    connections in TIME_WAIT) fails on any listener, and says so before Granian starts.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise AddressInUseError(
+                f"churn-api: cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from None
+
+
 def serve(host: str, port: int, workers: int, log_level: str) -> None:
     """Run Granian on ``host:port`` with the app built from the environment in each worker."""
+    refuse_taken_address(host, port)
     Server(
         "churn_api.app:app_from_env",
         address=host,
