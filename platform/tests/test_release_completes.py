@@ -1,0 +1,214 @@
+"""A churn-api release reaches a verdict on its own, in every environment.
+
+Checked on the rendered overlays:
+
+- an analysis that no client would feed (dev's canary, staging's preview and, after promotion,
+  its active Service) runs the smoke load against the Service that reaches the new pods, for
+  longer than its slowest Prometheus metric measures, in the overlay's own image;
+- staging's post-promotion analysis is not cancelled by a scale-down delay;
+- prod's background analysis lasts the whole canary (no metric stops after a count);
+- the hashed settings ConfigMap is never pruned while a ReplicaSet may still read it;
+- the load may reach churn-api through the NetworkPolicies.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+Doc = dict[str, Any]
+LOAD = "churn-api-smoke-load"
+ENVIRONMENTS = ("dev", "staging", "prod")
+DURATION = re.compile(r"^(\d+)([smh]?)$")
+
+
+def _seconds(value: str | int | None) -> int:
+    if value is None:
+        return 0
+    match = DURATION.match(str(value))
+    assert match, f"not a duration: {value}"
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _one(docs: list[Doc], kind: str, name: str = "churn-api") -> Doc:
+    (found,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def _templates(docs: list[Doc]) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == "AnalysisTemplate"}
+
+
+def _args(ref: Doc, templates: dict[str, Doc]) -> dict[str, str]:
+    """Argument values of an analysis block: the template defaults, then the Rollout's."""
+    values = {
+        arg["name"]: arg["value"]
+        for name in (t["templateName"] for t in ref["templates"])
+        for arg in templates[name]["spec"].get("args", [])
+        if "value" in arg
+    }
+    values.update({a["name"]: a["value"] for a in ref.get("args", []) if "value" in a})
+    return values
+
+
+def _measured_seconds(ref: Doc, templates: dict[str, Doc]) -> int:
+    """How long the analysis's Prometheus metrics measure: initialDelay + count x interval."""
+    longest = 0
+    for name in (t["templateName"] for t in ref["templates"]):
+        for metric in templates[name]["spec"]["metrics"]:
+            if "prometheus" in metric["provider"]:
+                count = int(metric["count"])
+                measured = _seconds(metric.get("initialDelay")) + count * _seconds(
+                    metric.get("interval")
+                )
+                longest = max(longest, measured)
+    return longest
+
+
+def _service_url(name: str) -> str:
+    return f"http://{name}:8000"
+
+
+def load_problems(ref: Doc, templates: dict[str, Doc], new: str, stable: str | None) -> list[str]:
+    """What keeps the analysis ``ref`` from having traffic on ``new`` (and ``stable``)."""
+    names = [t["templateName"] for t in ref["templates"]]
+    if LOAD not in names:
+        return [f"analysis {names} has no {LOAD}: nothing calls the pods it judges"]
+    args = _args(ref, templates)
+    problems = []
+    if args.get("new-url") != _service_url(new):
+        problems.append(f"the load goes to {args.get('new-url')}, not {_service_url(new)}")
+    if args.get("stable-url", "") != (_service_url(stable) if stable else ""):
+        problems.append(f"the load's stable URL is {args.get('stable-url')!r}, not {stable!r}")
+    load_seconds = int(args["duration-seconds"])
+    if load_seconds <= _measured_seconds(ref, templates):
+        problems.append(
+            f"the load lasts {load_seconds}s, the metrics measure "
+            f"{_measured_seconds(ref, templates)}s"
+        )
+    return problems
+
+
+def test_the_dev_canary_analysis_drives_the_canary_and_the_stable(
+    overlays: dict[str, list[Doc]],
+) -> None:
+    docs = overlays["dev"]
+    canary = _one(docs, "Rollout")["spec"]["strategy"]["canary"]
+    assert "trafficRouting" not in canary, "without a router, clients reach only stable pods"
+    (ref,) = [s["analysis"] for s in canary["steps"] if "analysis" in s]
+    problems = load_problems(
+        ref, _templates(docs), canary["canaryService"], canary["stableService"]
+    )
+    assert problems == []
+
+
+def test_the_staging_preview_and_post_promotion_analyses_are_driven(
+    overlays: dict[str, list[Doc]],
+) -> None:
+    docs = overlays["staging"]
+    blue_green = _one(docs, "Rollout")["spec"]["strategy"]["blueGreen"]
+    templates = _templates(docs)
+    active, preview = blue_green["activeService"], blue_green["previewService"]
+    pre = load_problems(blue_green["prePromotionAnalysis"], templates, preview, active)
+    post = load_problems(blue_green["postPromotionAnalysis"], templates, active, None)
+    assert pre + post == []
+
+
+def test_the_staging_post_promotion_analysis_is_not_cancelled_by_a_scale_down_delay(
+    overlays: dict[str, list[Doc]],
+) -> None:
+    blue_green = _one(overlays["staging"], "Rollout")["spec"]["strategy"]["blueGreen"]
+    # Argo Rollouts cancels post-promotion AnalysisRuns at scaleDownDelaySeconds when it is
+    # set; unset, it scales the old stack down only after the analysis completes.
+    assert "scaleDownDelaySeconds" not in blue_green
+
+
+def test_the_prod_background_analysis_measures_until_the_canary_completes(
+    overlays: dict[str, list[Doc]],
+) -> None:
+    docs = overlays["prod"]
+    canary = _one(docs, "Rollout")["spec"]["strategy"]["canary"]
+    templates = _templates(docs)
+    counted = [
+        f"{ref['templateName']}.{metric['name']}"
+        for ref in canary["analysis"]["templates"]
+        for metric in templates[ref["templateName"]]["spec"]["metrics"]
+        if "count" in metric
+    ]
+    assert counted == [], "a counted metric stops measuring before the canary ends"
+    assert LOAD not in {t["templateName"] for t in canary["analysis"]["templates"]}, (
+        "prod's canary gets real clients through the ALB"
+    )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_load_job_runs_the_overlays_image_with_the_mounted_script(
+    overlays: dict[str, list[Doc]], env: str
+) -> None:
+    docs = overlays[env]
+    deployment = _one(docs, "Deployment")
+    (image,) = {c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
+    job = _templates(docs)[LOAD]["spec"]["metrics"][0]["provider"]["job"]["spec"]
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == image
+    assert "@sha256:" in image
+    (volume,) = pod["volumes"]
+    script = _one(docs, "ConfigMap", volume["configMap"]["name"])
+    assert container["command"][-1].endswith("/" + next(iter(script["data"])))
+    assert job["backoffLimit"] == 0, "a failed load is a verdict, not a retry"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_hashed_settings_configmap_outlives_the_sync_that_replaces_it(
+    overlays: dict[str, list[Doc]], env: str
+) -> None:
+    (settings,) = [
+        d
+        for d in overlays[env]
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("churn-api-settings-")
+    ]
+    annotations = settings["metadata"].get("annotations", {})
+    assert "Prune=false" in annotations.get("argocd.argoproj.io/sync-options", "")
+    assert "IgnoreExtraneous" in annotations.get("argocd.argoproj.io/compare-options", "")
+
+
+def _selects(selector: Doc, labels: dict[str, str]) -> bool:
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def test_the_network_policies_let_the_load_reach_churn_api(
+    overlays: dict[str, list[Doc]],
+) -> None:
+    docs = overlays["dev"]
+    load_labels = _templates(docs)[LOAD]["spec"]["metrics"][0]["provider"]["job"]["spec"][
+        "template"
+    ]["metadata"]["labels"]
+    api_labels = _one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    policies = [d["spec"] for d in docs if d["kind"] == "NetworkPolicy"]
+    ingress = [
+        peer
+        for p in policies
+        if _selects(p["podSelector"], api_labels)
+        for rule in p.get("ingress", [])
+        for peer in rule.get("from", [])
+    ]
+    egress = [
+        peer
+        for p in policies
+        if _selects(p["podSelector"], load_labels) and p["podSelector"]
+        for rule in p.get("egress", [])
+        for peer in rule.get("to", [])
+    ]
+    assert any(
+        "namespaceSelector" not in peer and _selects(peer.get("podSelector", {}), load_labels)
+        for peer in ingress
+        if "podSelector" in peer
+    )
+    assert any(
+        "namespaceSelector" not in peer and _selects(peer.get("podSelector", {}), api_labels)
+        for peer in egress
+        if "podSelector" in peer
+    )
