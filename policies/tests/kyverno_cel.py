@@ -11,7 +11,9 @@ The kyverno CLI runs in CI only; this module lets `make test` reach the same ver
    `object.spec.template.metadata` rewritten in its expressions (`.name` and `.namespace`
    stay on the controller), and one for CronJobs (`spec.jobTemplate.spec.template`). Each
    matchCondition is guarded with the controller's kind, as Kyverno writes it.
-3. Match a resource against `matchConstraints.resourceRules` (operation CREATE), run the
+3. Match a resource against `matchConstraints.resourceRules` (operation CREATE) and
+   `namespaceSelector` (the namespace's rendered labels plus `kubernetes.io/metadata.name`,
+   as the API server sets it; cluster-scoped objects are never skipped), run the
    matchConditions (any false: not matched), then every validation. An exception
    (`policies.kyverno.io/v1` PolicyException) whose matchConditions all hold turns the result
    into `skip`, as `reportResult: skip` does.
@@ -47,7 +49,9 @@ __all__ = [
     "compile_policy",
     "load_documents",
     "load_exceptions",
+    "namespace_labels",
     "plural",
+    "selector_matches",
 ]
 
 POLICY_API = "policies.kyverno.io/v1"
@@ -133,6 +137,8 @@ class CompiledPolicy:
     name: str
     validation_count: int
     autogen_kinds: tuple[str, ...]
+    # matchConstraints.namespaceSelector: the API server skips the webhook outside it.
+    namespace_selector: Mapping[str, Any] = field(default_factory=dict)
     variants: list[_Variant] = field(default_factory=list)
 
     def evaluate(
@@ -145,6 +151,8 @@ class CompiledPolicy:
         """Return the outcome on `resource`, or None when the policy does not apply to it."""
         variant = next((v for v in self.variants if _matches(v, resource)), None)
         if variant is None:
+            return None
+        if not _in_namespace_scope(self.namespace_selector, resource, context_resources):
             return None
         env = _environment(resource, context_resources)
         try:
@@ -213,12 +221,15 @@ def compile_policy(document: Mapping[str, Any]) -> CompiledPolicy:
     if not spec.get("validations"):
         raise PolicyError(f"{name}: spec.validations is empty")
     match = spec.get("matchConstraints") or {}
-    for selector in ("namespaceSelector", "objectSelector"):
-        if (match.get(selector) or {}).get("matchLabels") or (match.get(selector) or {}).get(
-            "matchExpressions"
-        ):
-            raise PolicyError(f"{name}: {selector} is not evaluated offline; use matchConditions")
-    policy = CompiledPolicy(name, len(spec["validations"]), ())
+    selector = match.get("objectSelector") or {}
+    if selector.get("matchLabels") or selector.get("matchExpressions"):
+        raise PolicyError(f"{name}: objectSelector is not evaluated offline; use matchConditions")
+    namespace_selector = dict(match.get("namespaceSelector") or {})
+    try:
+        selector_matches(namespace_selector, {})
+    except ValueError as error:
+        raise PolicyError(f"{name}: namespaceSelector: {error}") from error
+    policy = CompiledPolicy(name, len(spec["validations"]), (), namespace_selector)
     policy.variants.append(_compile_variant(name, name, spec, match.get("resourceRules") or []))
     controllers = _autogen_controllers(spec)
     policy.autogen_kinds = tuple(sorted(AUTOGEN_CONTROLLERS[c][2] for c in controllers))
@@ -369,6 +380,61 @@ def _matches(variant: _Variant, resource: Mapping[str, Any]) -> bool:
     return any(_rule_matches(r, resource) for r in variant.rules) and not any(
         _rule_matches(r, resource) for r in variant.excludes
     )
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Whether `labels` meet a Kubernetes LabelSelector (an empty selector matches all)."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key"), expression.get("operator")
+        values = expression.get("values") or []
+        if operator == "In":
+            ok = key in labels and labels[key] in values
+        elif operator == "NotIn":
+            ok = key not in labels or labels[key] not in values
+        elif operator == "Exists":
+            ok = key in labels
+        elif operator == "DoesNotExist":
+            ok = key not in labels
+        else:
+            raise ValueError(f"unknown operator {operator!r} for key {key!r}")
+        if not ok:
+            return False
+    return True
+
+
+def namespace_labels(
+    namespace: str, context_resources: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, str]:
+    """The labels the API server sees on `namespace`: its own (when rendered) plus the name."""
+    labels: dict[str, str] = {}
+    for r in context_resources:
+        meta = r.get("metadata") or {}
+        if r.get("kind") == "Namespace" and meta.get("name") == namespace:
+            labels.update(meta.get("labels") or {})
+    labels["kubernetes.io/metadata.name"] = namespace
+    return labels
+
+
+def _in_namespace_scope(
+    selector: Mapping[str, Any],
+    resource: Mapping[str, Any],
+    context_resources: Sequence[Mapping[str, Any]],
+) -> bool:
+    if not selector:
+        return True
+    metadata = resource.get("metadata") or {}
+    if resource.get("kind") == "Namespace":
+        labels = dict(metadata.get("labels") or {})
+        labels["kubernetes.io/metadata.name"] = str(metadata.get("name", ""))
+        return selector_matches(selector, labels)
+    namespace = metadata.get("namespace")
+    # A namespaceSelector never skips a cluster-scoped object (admission webhook semantics).
+    if not namespace:
+        return True
+    return selector_matches(selector, namespace_labels(str(namespace), context_resources))
 
 
 def _environment(

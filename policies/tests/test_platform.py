@@ -2,14 +2,17 @@
 
 For each environment, render with the real `kubectl kustomize` what Argo CD syncs there: the
 cluster's root path clusters/<env> and every Git path its Applications and ApplicationSets
-name (the churn-api overlay, the Hera-rendered workflows, the addons' manifests ...), with the
-generator's `environment` label set to the folder name. Then evaluate every policy of that
+name (the churn-api overlay, the Hera-rendered workflows, the addons' manifests ...), the
+ApplicationSet templates filled from the environment's cluster Secret (fixture). Helm charts
+go through the chart job instead (policies/ci/addon_charts.py, in GitHub Actions); a test
+here checks that its plan covers every chart source. Then evaluate every policy of that
 environment's overlay (autogen included) on every resource. A resource may fail only where a
 PolicyException covers it, and every exception says why.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,37 +22,54 @@ from kyverno_suite import render
 
 REPO = Path(__file__).resolve().parents[2]
 ENVS = ("dev", "staging", "prod")
-ENV_TEMPLATE = "{{.metadata.labels.environment}}"
+sys.path.insert(0, str(REPO / "platform" / "tests"))
+sys.path.insert(0, str(REPO / "policies" / "ci"))
+
+from addon_charts import plan  # noqa: E402
+from argocd_tree import generated_apps, render_source  # noqa: E402
 
 
 def synced_paths(env: str) -> tuple[list[str], list[str]]:
     """The Git paths Argo CD syncs to `env` (clusters/<env> and those its Applications name),
     and the named paths that do not render because they hold no kustomization yet."""
-    paths: list[str] = []
-    missing: list[str] = []
-    queue = [f"clusters/{env}"]
-    while queue:
-        path = queue.pop(0)
-        if path in paths or path in missing:
-            continue
-        if not (REPO / path / "kustomization.yaml").is_file():
-            missing.append(path)
-            continue
-        paths.append(path)
-        for document in render(REPO / path):
-            if document["kind"] not in {"Application", "ApplicationSet"}:
+    paths, missing = [f"clusters/{env}"], []
+    for app in generated_apps(env):
+        for source in app.sources:
+            if source.path is None or source.path in paths or source.path in missing:
                 continue
-            spec = document["spec"]
-            spec = spec["template"]["spec"] if document["kind"] == "ApplicationSet" else spec
-            for source in [spec["source"]] if "source" in spec else spec.get("sources", []):
-                if "path" in source and "chart" not in source:
-                    queue.append(source["path"].replace(ENV_TEMPLATE, env))
+            target = REPO / source.path / "kustomization.yaml"
+            (paths if target.is_file() else missing).append(source.path)
     return paths, missing
 
 
 def rendered_platform(env: str) -> list[dict[str, Any]]:
-    paths, _ = synced_paths(env)
-    return [d for path in paths for d in render(REPO / path)]
+    """Every resource the root and the Applications of `env` sync from Git, as Argo CD
+    renders it (the Application's own kustomize patches included)."""
+    resources = render(REPO / "clusters" / env)
+    for app in generated_apps(env):
+        for source in app.sources:
+            if source.path is not None and (REPO / source.path / "kustomization.yaml").is_file():
+                resources += render_source(source)
+    return resources
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_chart_source_goes_through_the_chart_job(env: str) -> None:
+    # Helm charts cannot be rendered here (no chart repositories); GitHub Actions renders each
+    # with `helm template` and applies the policies (policies/ci/addon_charts.py). The job's
+    # plan must name every chart source of the environment, at its pinned version.
+    charts = {
+        (app.name, s.spec["repoURL"], s.chart, s.spec["targetRevision"])
+        for app in generated_apps(env)
+        for s in app.sources
+        if s.chart
+    }
+    planned = {(j.app, j.repo, j.chart, j.version) for j in plan(env)}
+    assert charts, f"{env}: no chart source found"
+    assert planned == charts
+    workflow = (REPO / ".github" / "workflows" / "policies-charts.yaml").read_text(encoding="utf-8")
+    assert "policies/ci/addon_charts.py run" in workflow
+    assert "env: [dev, staging, prod]" in workflow
 
 
 @pytest.mark.parametrize("env", ENVS)
