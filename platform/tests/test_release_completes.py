@@ -8,17 +8,22 @@ Checked on the rendered overlays:
 - staging's post-promotion analysis is not cancelled by a scale-down delay;
 - prod's background analysis lasts the whole canary (no metric stops after a count);
 - the hashed settings ConfigMap is never pruned while a ReplicaSet may still read it;
-- the load may reach churn-api through the NetworkPolicies.
+- the load may reach churn-api through the NetworkPolicies;
+- an abort notifies GitHub with the event, token and payload the revert workflow expects.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 Doc = dict[str, Any]
+ROOT = Path(__file__).resolve().parents[2]
 LOAD = "churn-api-smoke-load"
 ENVIRONMENTS = ("dev", "staging", "prod")
 DURATION = re.compile(r"^(\d+)([smh]?)$")
@@ -212,3 +217,53 @@ def test_the_network_policies_let_the_load_reach_churn_api(
         for peer in egress
         if "podSelector" in peer
     )
+
+
+# ----------------------------------------------------------------------------- abort -> revert
+REVERT_WORKFLOW = ROOT / ".github" / "workflows" / "revert-aborted-release.yaml"
+GO_ACTION = re.compile(r"\{\{.*?\}\}")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_an_abort_dispatches_the_event_the_revert_workflow_handles(
+    overlays: dict[str, list[Doc]], env: str
+) -> None:
+    docs = overlays[env]
+    rollout = _one(docs, "Rollout")
+    assert rollout["metadata"]["labels"]["environment"] == env
+    subscriptions = {
+        key.removeprefix("notifications.argoproj.io/subscribe.on-rollout-aborted.")
+        for key in rollout["metadata"].get("annotations", {})
+        if key.startswith("notifications.argoproj.io/subscribe.on-rollout-aborted.")
+    }
+    assert len(subscriptions) == 1, "the Rollout must subscribe to on-rollout-aborted"
+    (service,) = subscriptions
+    config = _one(docs, "ConfigMap", "argo-rollouts-notification-configmap")["data"]
+    webhook = yaml.safe_load(config[f"service.webhook.{service}"])
+    assert webhook["url"] == "https://api.github.com"
+    token = next(h["value"] for h in webhook["headers"] if h["name"] == "Authorization")
+    secret_key = token.removeprefix("Bearer $")
+    external = _one(docs, "ExternalSecret", "argo-rollouts-notification-secret")
+    assert external["spec"]["target"]["name"] == "argo-rollouts-notification-secret"
+    assert [d["secretKey"] for d in external["spec"]["data"]] == [secret_key]
+    assert external["spec"]["data"][0]["remoteRef"]["key"].startswith(f"churn-{env}/")
+    (trigger,) = yaml.safe_load(config["trigger.on-rollout-aborted"])
+    (template,) = trigger["send"]
+    request = yaml.safe_load(config[f"template.{template}"])["webhook"][service]
+    repository = _application_repository()
+    assert (request["method"], request["path"]) == ("POST", f"/repos/{repository}/dispatches")
+    body = json.loads(GO_ACTION.sub("x", request["body"]))
+    workflow = yaml.safe_load(REVERT_WORKFLOW.read_text())
+    assert [body["event_type"]] == workflow[True]["repository_dispatch"]["types"]
+    read = set(re.findall(r"client_payload\.(\w+)", REVERT_WORKFLOW.read_text()))
+    assert read <= set(body["client_payload"]), "the workflow reads what the body carries"
+    assert '{{index .rollout.metadata.labels "environment"}}' in request["body"]
+
+
+def _application_repository() -> str:
+    """owner/name of the repository Argo CD syncs churn-api from."""
+    appset = yaml.safe_load((ROOT / "platform/apps/churn-api/applicationset.yaml").read_text())
+    spec = appset["spec"]["template"]["spec"]
+    sources = spec.get("sources") or [spec["source"]]
+    url = next(s["repoURL"] for s in sources if "github.com" in s["repoURL"])
+    return str(url).removeprefix("https://github.com/").removesuffix(".git")
