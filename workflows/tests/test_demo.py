@@ -11,7 +11,7 @@ from churn_workflows.steps.promote import git, read_pin_git
 
 
 @pytest.mark.slow
-def test_the_demo_promotes_serves_and_then_compares(
+def test_the_demo_promotes_serves_and_a_second_run_is_unchanged(
     gitops: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(gitops)
@@ -40,7 +40,12 @@ def test_the_demo_promotes_serves_and_then_compares(
     assert cli(["demo", "--rows", "3000", "--no-serve"]) == 0
     again = capsys.readouterr().out
     assert "running       version 1: ROC AUC" in again
-    assert "model         churn-model version 2" in again
+    # The same model, byte for byte: one digest, one version, no second promotion.
+    assert f"outcome       unchanged: {pin['MODEL_SHA256']} already serves in dev" in again
+    assert "gate          unchanged" in again
+    assert "churn-model version 2" not in again
+    assert "promotion" not in again
+    assert read_pin_git(clone, "main", "dev").sha256 == pin["MODEL_SHA256"]
 
 
 def test_the_command_line_names_its_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-import hashlib
+import http.server
 import json
+import re
+import threading
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from churn_workflows import PipelineError
-from churn_workflows.pin import BOOTSTRAP_SHA256, Pin
-from churn_workflows.steps.evaluate import GateConfig, evaluate, main, score, select_best
-from churn_workflows.steps.export import export_onnx
+from churn_workflows.pin import BOOTSTRAP_SHA256, Pin, pin_path
+from churn_workflows.steps.evaluate import (
+    GateConfig,
+    comparison_reasons,
+    evaluate,
+    floor_reasons,
+    main,
+    paired_auc_delta,
+    resolve_baseline,
+    score,
+    segment_reasons,
+    select_best,
+)
+from churn_workflows.steps.export import export_onnx, sha256, stamp
 from churn_workflows.steps.ingest import write_dataset
 from churn_workflows.steps.publish import publish_artifact
 from churn_workflows.steps.train import (
@@ -21,6 +36,7 @@ from churn_workflows.steps.train import (
     split,
     train_candidate,
 )
+from sklearn.metrics import roc_auc_score
 
 BOOTSTRAP = Pin(
     "s3://churn-dev-models/churn-model/sha256/" + BOOTSTRAP_SHA256 + ".onnx", BOOTSTRAP_SHA256, "0"
@@ -58,42 +74,171 @@ def test_without_a_running_model_the_floors_decide(
     passed = evaluate(artifacts["good"], holdout, running_pin=BOOTSTRAP, gate=GateConfig())
     assert passed.passed
     assert passed.running is None
-    assert "none (bootstrap pin)" in passed.to_markdown()
+    assert passed.comparison is None
+    assert "none (the Git pin)" in passed.to_markdown()
     failed = evaluate(artifacts["weak"], holdout, running_pin=BOOTSTRAP, gate=GateConfig())
     assert not failed.passed
     assert failed.reasons[0].startswith("ROC AUC 0.")
     assert "below the floor 0.7" in failed.reasons[0]
 
 
-def test_the_candidate_is_compared_with_the_running_model(
+def _published(tmp_path: Path, artifact: bytes, version: str = "1") -> Pin:
+    return Pin(publish_artifact(artifact, tmp_path.as_uri()), sha256(artifact), version)
+
+
+def test_an_artifact_that_already_serves_is_unchanged(
+    tmp_path: Path, artifacts: dict[str, bytes], frame: pd.DataFrame
+) -> None:
+    running = _published(tmp_path, artifacts["good"])
+    same = evaluate(artifacts["good"], split(frame).holdout, running_pin=running, gate=GateConfig())
+    assert same.unchanged
+    assert not same.passed
+    assert same.decision == "unchanged"
+    assert same.reasons == [f"unchanged: {running.sha256} already serves in dev"]
+
+
+def test_a_tie_does_not_promote(
+    tmp_path: Path, artifacts: dict[str, bytes], frame: pd.DataFrame
+) -> None:
+    # The same scores under another digest (another threshold): the gain is exactly zero.
+    twin = stamp(artifacts["good"], {"churn.threshold": "0.5"})
+    result = evaluate(
+        twin,
+        split(frame).holdout,
+        running_pin=_published(tmp_path, artifacts["good"]),
+        gate=GateConfig(),
+    )
+    assert not result.unchanged
+    assert result.comparison is not None
+    assert result.comparison["delta"] == 0.0
+    assert (result.comparison["low"], result.comparison["high"]) == (0.0, 0.0)
+    assert len(result.reasons) == 1
+    assert result.reasons[0].startswith("ROC AUC gain over serving version 1 is +0.0000, 95% CI")
+    assert "its lower bound is not above 0.0" in result.reasons[0]
+
+
+def test_a_gain_within_the_noise_does_not_promote() -> None:
+    rng = np.random.default_rng(5)
+    labels = rng.random(2000) < 0.3
+    running = 0.3 + 0.2 * labels + rng.normal(0, 0.2, 2000)
+    # The same scores plus noise: on this seed the noise happens to help.
+    candidate = running + rng.normal(0, 0.05, 2000)
+    comparison = paired_auc_delta(labels, candidate, running)
+    # A point gain, which a bare "gain >= 0" rule would promote, inside a CI around zero.
+    assert comparison["delta"] > 0
+    assert comparison["low"] < 0 < comparison["high"]
+    assert comparison_reasons(comparison, "3", GateConfig())
+    clearly = paired_auc_delta(labels, running + 0.1 * labels, running)
+    assert clearly["low"] > 0
+    assert comparison_reasons(clearly, "3", GateConfig()) == []
+
+
+def test_the_delong_interval_matches_the_auc_difference_and_a_bootstrap() -> None:
+    rng = np.random.default_rng(11)
+    labels = rng.random(1500) < 0.26
+    a = labels * 0.8 + rng.normal(0, 0.5, 1500)
+    b = labels * 0.6 + rng.normal(0, 0.5, 1500) + 0.3 * a
+    comparison = paired_auc_delta(labels, a, b)
+    assert comparison["delta"] == pytest.approx(roc_auc_score(labels, a) - roc_auc_score(labels, b))
+    deltas = []
+    for _ in range(300):
+        i = rng.integers(0, 1500, 1500)
+        deltas.append(roc_auc_score(labels[i], a[i]) - roc_auc_score(labels[i], b[i]))
+    assert comparison["se"] == pytest.approx(float(np.std(deltas)), rel=0.2)
+    assert comparison["rows"] == 1500
+    assert comparison["positives"] == labels.sum()
+
+
+def _metrics(base_rate: float, pr_auc: float, brier: float) -> dict[str, float]:
+    return {"base_rate": base_rate, "roc_auc": 0.8, "pr_auc": pr_auc, "brier": brier}
+
+
+def test_the_floors_respect_the_base_rate() -> None:
+    gate = GateConfig()
+    # At 26 % churn, predicting 0.26 for everyone scores Brier 0.1924: 0.21 is worse than that.
+    (brier,) = floor_reasons(_metrics(0.26, 0.6, 0.21), gate)
+    assert brier.startswith("Brier score 0.2100 above 0.1828")
+    assert "predicting the base rate (Brier 0.1924)" in brier
+    # At 5 % churn, a PR AUC of 0.20 is four times a random ranking's: it passes.
+    assert floor_reasons(_metrics(0.05, 0.20, 0.04), gate) == []
+    (pr,) = floor_reasons(_metrics(0.05, 0.055, 0.04), gate)
+    assert pr == "PR AUC 0.0550 below 1.25 x the base rate 0.0500 (= 0.0625)"
+    assert floor_reasons(_metrics(0.26, 0.6, float("nan")), gate)
+
+
+def _segments(**aucs: tuple[float, int]) -> dict[str, object]:
+    return {"segments": {k: {"roc_auc": auc, "rows": rows} for k, (auc, rows) in aucs.items()}}
+
+
+def test_no_segment_may_regress_beyond_the_tolerance() -> None:
+    gate = GateConfig()
+    served = _segments(a=(0.80, 500), b=(0.75, 500), c=(0.90, 50))
+    better_overall = _segments(a=(0.86, 500), b=(0.72, 500), c=(0.60, 50))
+    (reason,) = segment_reasons(better_overall, served, gate)
+    assert reason.startswith("ROC AUC on contract_type=b (n = 500) falls 0.0300 (0.7500 -> 0.7200)")
+    # Segment c is too small to gate; within the tolerance is fine.
+    assert segment_reasons(_segments(a=(0.86, 500), b=(0.74, 500)), served, gate) == []
+    assert segment_reasons(better_overall, served, replace(gate, max_segment_drop=0.05)) == []
+
+
+def test_a_better_candidate_passes_with_the_evidence_table(
     tmp_path: Path, artifacts: dict[str, bytes], frame: pd.DataFrame
 ) -> None:
     holdout = split(frame).holdout
-    uri = publish_artifact(artifacts["good"], tmp_path.as_uri())
-    running = Pin(uri, hashlib.sha256(artifacts["good"]).hexdigest(), "1")
-    same = evaluate(
-        artifacts["good"], holdout, running_pin=running, gate=GateConfig(min_improvement=0.01)
-    )
-    assert same.running is not None
-    assert same.running["roc_auc"] == same.candidate["roc_auc"]
-    assert same.reasons == [
-        "ROC AUC gain over running version 1 is +0.0000, below the required 0.01"
-    ]
     better = evaluate(
         artifacts["good"],
         holdout,
-        running_pin=Pin(
-            publish_artifact(artifacts["weak"], tmp_path.as_uri()),
-            hashlib.sha256(artifacts["weak"]).hexdigest(),
-            "1",
-        ),
-        gate=GateConfig(min_improvement=0.01),
+        running_pin=_published(tmp_path, artifacts["weak"]),
+        gate=GateConfig(),
+        data_sha256="d" * 64,
+        reference_sha256="e" * 64,
+        baseline_source="the Git pin platform/apps/churn-api/overlays/dev/model.yaml",
     )
-    assert better.passed
+    assert better.passed, better.reasons
+    assert better.comparison is not None
+    assert better.comparison["low"] > 0
     table = better.to_markdown()
-    assert "| roc_auc |" in table
-    assert "| roc_auc[contract_type=two-year] |" in table
-    assert "+0." in table
+    assert "read from the Git pin platform/apps/churn-api/overlays/dev/model.yaml" in table
+    assert "| metric | serving | candidate | delta | 95% CI (paired DeLong) |" in table
+    low, high = better.comparison["low"], better.comparison["high"]
+    assert f"[{low:+.4f}, {high:+.4f}]" in table
+    assert f"n = {len(holdout)} rows" in table
+    assert re.search(r"\| roc_auc\[contract_type=two-year\] \(n = \d+\) \| 0\.\d{4} \|", table)
+    assert "data sha256 `" + "d" * 64 in table
+    assert "reference sha256 `" + "e" * 64 in table
+
+
+class _FakeServing(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/v1/model" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_baseline_is_what_serves_when_a_url_is_given(gitops: Path) -> None:
+    served = {"version": "7", "sha256": "a" * 64, "uri": "s3://b/churn-model/sha256/x.onnx"}
+    handler = type("Handler", (_FakeServing,), {"body": json.dumps(served).encode()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        baseline = resolve_baseline("dev", serving_url=url, repo=gitops)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert baseline.pin == Pin(served["uri"], served["sha256"], "7")
+    assert baseline.source == f"the serving churn-api at {url}"
+    # Without a URL, or when the service does not answer, the Git pin; the source says which.
+    assert resolve_baseline("dev", repo=gitops).source == f"the Git pin {pin_path('dev')}"
+    fallback = resolve_baseline("dev", serving_url=url, repo=gitops)
+    assert fallback.pin.is_bootstrap
+    assert fallback.source.startswith(f"the Git pin {pin_path('dev')} (the serving churn-api")
 
 
 def test_a_running_artifact_with_another_digest_is_refused(

@@ -51,7 +51,7 @@ def _nothing_happened(config: PipelineConfig, versions: Callable[[], list[object
     assert _branches(config.repo) == ["main"]
 
 
-def test_a_run_promotes_and_the_next_compares_against_it(
+def test_a_run_promotes_and_an_identical_run_is_unchanged(
     config: PipelineConfig, versions: Callable[[], list[object]]
 ) -> None:
     messages: list[str] = []
@@ -80,9 +80,13 @@ def test_a_run_promotes_and_the_next_compares_against_it(
         "sha256": first.registered.sha256,
         "version": "1",
     }
-    assert second.registered is not None
-    assert second.registered.version == "2"
-    assert len(versions()) == 2
+    # Same data, code and parameters: the same bytes, which already serve. Nothing is proposed.
+    assert second.evaluation.unchanged
+    assert second.outcome == f"unchanged: {first.registered.sha256} already serves in dev"
+    assert second.registered is None
+    assert second.promotion is None
+    assert len(versions()) == 1
+    assert _branches(config.repo) == ["main", first.promotion.branch]
 
 
 def test_a_missing_data_file(config: PipelineConfig, versions: Callable[[], list[object]]) -> None:

@@ -155,7 +155,11 @@ def _summary(result: PipelineResult, prediction: Any, clone: Path) -> str:
             lines.append("running       none (bootstrap pin): gated on the floors alone")
         lines.append(
             "gate          "
-            + ("passed" if evaluation.passed else "FAILED: " + "; ".join(evaluation.reasons))
+            + (
+                evaluation.decision
+                if evaluation.passed or evaluation.unchanged
+                else "FAILED: " + "; ".join(evaluation.reasons)
+            )
         )
     if result.registered:
         reg = result.registered

@@ -1,7 +1,9 @@
 """The whole pipeline in-process: the same step functions, in the DAG's order.
 
 ingest -> validate -> train (each candidate, one after another) -> evaluate and
-gate -> register and publish -> promote. The demo runs this; so do the tests of
+gate -> register and publish (artifact and lineage record) -> promote. A
+candidate whose sha256 already serves ends the run "unchanged" and proposes
+nothing. The demo runs this; so do the tests of
 bad input, end to end. Any PipelineError stops the run where it happens: the
 gate's reading of the running pin comes before registration, so a broken pin,
 a failed validation or an unreachable MLflow leave nothing registered and
@@ -16,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from churn_workflows import PipelineError
+from churn_workflows.lineage import DataSource, add_pull_request, source_version
 from churn_workflows.pin import Pin
 from churn_workflows.steps import evaluate as evaluate_step
 from churn_workflows.steps import train as train_step
 from churn_workflows.steps.ingest import read_dataset
-from churn_workflows.steps.promote import Promotion, promote, read_target_pin
+from churn_workflows.steps.promote import Promotion, promote
 from churn_workflows.steps.register import Registered, register
 from churn_workflows.steps.validate import Thresholds, ValidationReport, validate, write_report
 from churn_workflows.tracking import connect, git_commit
@@ -48,6 +51,7 @@ class PipelineConfig:
     )
     dry_run: bool = False
     threads: int = 1
+    serving_url: str | None = None
 
 
 @dataclass
@@ -90,11 +94,14 @@ def run_pipeline(config: PipelineConfig, progress: Callable[[str], None] = print
             + "\n  ".join(report.violations)
         )
 
-    # Read the running pin before anything is logged: a broken pin stops the run here.
-    running_pin = read_target_pin(config.environment, repo=config.repo, base=config.base)
+    # Find the baseline before anything is logged: a broken pin stops the run here.
+    baseline = evaluate_step.resolve_baseline(
+        config.environment, serving_url=config.serving_url, repo=config.repo, base=config.base
+    )
     connect(config.tracking_uri, artifact_location=config.artifact_location)
     parts = train_step.split(data.frame)
-    commit = git_commit(config.repo)
+    # The code that runs: this checkout (or GIT_COMMIT), not the GitOps clone the pins live in.
+    commit = git_commit()
     artifacts: dict[str, bytes] = {}
     for number, candidate in enumerate(config.candidates, start=1):
         progress(f"train      [{number}/{len(config.candidates)}] {candidate.name}")
@@ -114,12 +121,20 @@ def run_pipeline(config: PipelineConfig, progress: Callable[[str], None] = print
     evaluation = evaluate_step.evaluate(
         artifacts[str(best["run_id"])],
         parts.holdout,
-        running_pin=running_pin,
+        running_pin=baseline.pin,
         gate=config.gate,
         candidate_name=str(best["name"]),
+        environment=config.environment,
+        baseline_source=baseline.source,
+        data_sha256=data.sha256,
+        reference_sha256=reference.sha256 if reference else None,
     )
     result.evaluation = evaluation
     (config.report_dir / "evaluation.md").write_text(evaluation.to_markdown())
+    if evaluation.unchanged:
+        result.outcome = evaluation.reasons[0]
+        progress(result.outcome)
+        return result
     if not evaluation.passed:
         result.outcome = "not promoted: " + "; ".join(evaluation.reasons)
         progress(result.outcome)
@@ -131,6 +146,8 @@ def run_pipeline(config: PipelineConfig, progress: Callable[[str], None] = print
         run_id=str(best["run_id"]),
         bucket_uri=config.bucket_uri,
         holdout=parts.holdout,
+        data=DataSource(config.data_uri, data.sha256, source_version(config.data_uri)),
+        gate=evaluation.to_dict(),
     )
     if config.dry_run:
         result.outcome = "dry run: registered, no promotion proposed"
@@ -143,5 +160,7 @@ def run_pipeline(config: PipelineConfig, progress: Callable[[str], None] = print
     )
     body = evaluation.to_markdown() + "\n" + report.to_markdown()
     result.promotion = promote(config.environment, pin, body, repo=config.repo, base=config.base)
+    if result.promotion.url:
+        add_pull_request(result.registered.uri, result.promotion.url)
     result.outcome = "promoted: " + result.promotion.message
     return result

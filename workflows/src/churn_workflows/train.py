@@ -43,6 +43,10 @@ def _register_output(key: str) -> str:
     return "{{tasks.register.outputs.parameters.%s}}" % key  # noqa: UP031 - Argo's braces
 
 
+def _ingest_output(key: str) -> str:
+    return "{{tasks.ingest.outputs.parameters.%s}}" % key  # noqa: UP031 - Argo's braces
+
+
 def _github_env() -> list[Env | SecretEnv]:
     # Read the running pin through GitHub's API: the Secret holds a token and owner/name.
     return argo.github_env()
@@ -78,12 +82,25 @@ def build() -> WorkflowTemplate:
                 "max-psi", str(limits.max_psi), "Largest PSI a feature may drift (number)."
             ),
             argo.parameter("min-roc-auc", str(gate.min_roc_auc), "Gate floor: ROC AUC (number)."),
-            argo.parameter("min-pr-auc", str(gate.min_pr_auc), "Gate floor: PR AUC (number)."),
-            argo.parameter("max-brier", str(gate.max_brier), "Gate ceiling: Brier score (number)."),
+            argo.parameter(
+                "min-pr-auc-lift",
+                str(gate.min_pr_auc_lift),
+                "Gate floor: PR AUC over the holdout's base rate (number).",
+            ),
+            argo.parameter(
+                "min-brier-skill",
+                str(gate.min_brier_skill),
+                "Gate floor: 1 - Brier / base-rate Brier (number).",
+            ),
             argo.parameter(
                 "min-improvement",
                 str(gate.min_improvement),
-                "ROC AUC the candidate must gain over the running model (number).",
+                "The ROC AUC gain's lower 95% bound must exceed this (number).",
+            ),
+            argo.parameter(
+                "serving-url",
+                "",
+                "churn-api's URL: the gate's baseline is what it serves (empty: the Git pin).",
             ),
             argo.parameter("dry-run", "false", "true: register but open no PR.", ["false", "true"]),
         ],
@@ -153,12 +170,19 @@ def build() -> WorkflowTemplate:
                 f"{W}/data.parquet",
                 "--data-uri",
                 "{{inputs.parameters.data-uri}}",
+                "--data-sha256",
+                "{{inputs.parameters.data-sha256}}",
                 "--tracking-uri",
                 argo.MLFLOW_URI,
                 "--result",
                 f"{W}/result.json",
             ],
-            inputs=[Parameter(name="candidate"), Parameter(name="data-uri"), data_in],
+            inputs=[
+                Parameter(name="candidate"),
+                Parameter(name="data-uri"),
+                Parameter(name="data-sha256"),
+                data_in,
+            ],
             outputs=[Parameter(name="result", value_from=m.ValueFrom(path=f"{W}/result.json"))],
             memory="4Gi",
             cpu="1",
@@ -171,22 +195,28 @@ def build() -> WorkflowTemplate:
                 "{{inputs.parameters.results}}",
                 "--data",
                 f"{W}/data.parquet",
+                "--data-sha256",
+                "{{inputs.parameters.data-sha256}}",
+                "--reference",
+                f"s3://churn-{ENV}-data/reference/customers.parquet",
                 "--tracking-uri",
                 argo.MLFLOW_URI,
                 "--environment",
                 ENV,
+                "--serving-url",
+                _param("serving-url"),
                 "--min-roc-auc",
                 _param("min-roc-auc"),
-                "--min-pr-auc",
-                _param("min-pr-auc"),
-                "--max-brier",
-                _param("max-brier"),
+                "--min-pr-auc-lift",
+                _param("min-pr-auc-lift"),
+                "--min-brier-skill",
+                _param("min-brier-skill"),
                 "--min-improvement",
                 _param("min-improvement"),
                 "--output-dir",
                 f"{W}/evaluation",
             ],
-            inputs=[Parameter(name="results"), data_in],
+            inputs=[Parameter(name="results"), Parameter(name="data-sha256"), data_in],
             outputs=[
                 Parameter(name="promote", value_from=m.ValueFrom(path=f"{W}/evaluation/promote")),
                 Parameter(name="run-id", value_from=m.ValueFrom(path=f"{W}/evaluation/run-id")),
@@ -209,6 +239,12 @@ def build() -> WorkflowTemplate:
                 "{{inputs.parameters.run-id}}",
                 "--data",
                 f"{W}/data.parquet",
+                "--data-uri",
+                "{{inputs.parameters.data-uri}}",
+                "--data-sha256",
+                "{{inputs.parameters.data-sha256}}",
+                "--evaluation",
+                f"{W}/evaluation.json",
                 "--bucket",
                 f"s3://churn-{ENV}-models",
                 "--tracking-uri",
@@ -218,14 +254,22 @@ def build() -> WorkflowTemplate:
             ],
             inputs=[
                 Parameter(name="run-id"),
+                Parameter(name="data-uri"),
+                Parameter(name="data-sha256"),
                 data_in,
                 Artifact(name="model", path=f"{W}/model.onnx"),
+                Artifact(name="evaluation", path=f"{W}/evaluation.json"),
             ],
             outputs=[
                 Parameter(name=key, value_from=m.ValueFrom(path=f"{W}/registered/{key}"))
-                for key in ("uri", "sha256", "version")
+                for key in ("uri", "sha256", "version", "lineage-uri")
             ],
             memory="2Gi",
+            # The lineage record names the workflow that made the model.
+            env=[
+                Env(name="ARGO_WORKFLOW_NAME", value="{{workflow.name}}"),
+                Env(name="ARGO_WORKFLOW_UID", value="{{workflow.uid}}"),
+            ],
         )
         data = Artifact(name="data", from_="{{tasks.ingest.outputs.artifacts.data}}")
         with DAG(name="pipeline"):
@@ -239,9 +283,8 @@ def build() -> WorkflowTemplate:
                 with_param="{{tasks.candidates.outputs.parameters.candidates}}",
                 arguments=[
                     Parameter(name="candidate", value="{{item}}"),
-                    Parameter(
-                        name="data-uri", value="{{tasks.ingest.outputs.parameters.data-uri}}"
-                    ),
+                    Parameter(name="data-uri", value=_ingest_output("data-uri")),
+                    Parameter(name="data-sha256", value=_ingest_output("data-sha256")),
                     data,
                 ],
             )
@@ -251,6 +294,7 @@ def build() -> WorkflowTemplate:
                 depends="train",
                 arguments=[
                     Parameter(name="results", value="{{tasks.train.outputs.parameters.result}}"),
+                    Parameter(name="data-sha256", value=_ingest_output("data-sha256")),
                     data,
                 ],
             )
@@ -261,8 +305,13 @@ def build() -> WorkflowTemplate:
                 when="{{tasks.evaluate.outputs.parameters.promote}} == true",
                 arguments=[
                     Parameter(name="run-id", value="{{tasks.evaluate.outputs.parameters.run-id}}"),
+                    Parameter(name="data-uri", value=_ingest_output("data-uri")),
+                    Parameter(name="data-sha256", value=_ingest_output("data-sha256")),
                     data,
                     Artifact(name="model", from_="{{tasks.evaluate.outputs.artifacts.model}}"),
+                    Artifact(
+                        name="evaluation", from_="{{tasks.evaluate.outputs.artifacts.evaluation}}"
+                    ),
                 ],
             )
             Task(

@@ -2,10 +2,16 @@
 
 Steps: convert with skl2onnx (one graph input per feature, as the contract
 says: ``tensor(string)`` for categories, ``tensor(float)`` for the rest), keep
-only the ``probabilities`` output, write the feature contract and lineage into
-``metadata_props``, then check parity: ONNX Runtime and scikit-learn must agree
-on every holdout row within ``MAX_PARITY_DIFF``. What the gate evaluates is
-this file, so what is evaluated is what is served.
+only the ``probabilities`` output, write the feature contract and the decision
+threshold into ``metadata_props``, then check parity: ONNX Runtime and
+scikit-learn must agree on every holdout row within ``MAX_PARITY_DIFF``. What the
+gate evaluates is this file, so what is evaluated is what is served.
+
+Same data, code and parameters give the same bytes, hence the same sha256: the
+graph has a fixed name (skl2onnx would draw a random one), and nothing that
+differs between runs (the MLflow run id, the registry version, the commit, the
+workflow) goes into the file. Those live in the lineage record beside it
+(``churn_workflows.lineage``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ from churn_api.contract import (
     CATEGORICAL_FEATURES,
     CONTRACT_METADATA_KEY,
     FEATURES,
-    LINEAGE_METADATA_KEYS,
     PROBABILITY_OUTPUT,
     feature_contract_json,
 )
@@ -34,6 +39,8 @@ from sklearn.pipeline import Pipeline  # type: ignore[import-untyped,unused-igno
 from churn_workflows import PipelineError
 
 __all__ = [
+    "ARTIFACT_METADATA_KEYS",
+    "GRAPH_NAME",
     "MAX_PARITY_DIFF",
     "export_onnx",
     "model_frame",
@@ -45,6 +52,10 @@ __all__ = [
 ]
 
 MAX_PARITY_DIFF = 1e-3
+GRAPH_NAME = "churn-model"
+# What the artifact's metadata may hold beside the contract: facts of the model itself,
+# never of the run that made it (those would make identical models differ).
+ARTIFACT_METADATA_KEYS = ("churn.threshold",)
 _OPSET = 17
 
 
@@ -75,8 +86,8 @@ def model_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def export_onnx(pipeline: Pipeline, lineage: Mapping[str, str]) -> bytes:
-    """Convert ``pipeline`` and stamp the contract and ``lineage`` (keys from the contract)."""
+def export_onnx(pipeline: Pipeline, facts: Mapping[str, str]) -> bytes:
+    """Convert ``pipeline`` and stamp the contract and ``facts`` (``ARTIFACT_METADATA_KEYS``)."""
     initial_types: list[tuple[str, Any]] = [
         (
             name,
@@ -94,6 +105,7 @@ def export_onnx(pipeline: Pipeline, lineage: Mapping[str, str]) -> bytes:
             model = convert_sklearn(
                 pipeline,
                 initial_types=initial_types,
+                name=GRAPH_NAME,
                 target_opset=_OPSET,
                 options={id(classifier): {"zipmap": False}},
             )
@@ -104,19 +116,24 @@ def export_onnx(pipeline: Pipeline, lineage: Mapping[str, str]) -> bytes:
         raise PipelineError(f"the converted graph has no {PROBABILITY_OUTPUT!r} output")
     del model.graph.output[:]
     model.graph.output.extend(outputs)
+    model.graph.name = GRAPH_NAME
     onnx.checker.check_model(model)
-    return stamp(model.SerializeToString(), lineage)
+    return stamp(model.SerializeToString(), facts)
 
 
-def stamp(artifact: bytes, lineage: Mapping[str, str]) -> bytes:
-    """``artifact`` with the contract and ``lineage`` in its metadata; the graph is unchanged."""
-    unknown = set(lineage) - set(LINEAGE_METADATA_KEYS)
+def stamp(artifact: bytes, facts: Mapping[str, str]) -> bytes:
+    """``artifact`` with the contract and ``facts`` in its metadata; the graph is unchanged."""
+    unknown = set(facts) - set(ARTIFACT_METADATA_KEYS)
     if unknown:
-        raise PipelineError(f"unknown lineage key(s) {sorted(unknown)}; see churn_api.contract")
+        raise PipelineError(
+            f"metadata key(s) {sorted(unknown)} would make identical models differ; "
+            f"the artifact holds only {', '.join(ARTIFACT_METADATA_KEYS)} (lineage goes to "
+            "lineage.json)"
+        )
     model = onnx.load_from_string(artifact)
     props = {p.key: p.value for p in model.metadata_props}
     props[CONTRACT_METADATA_KEY] = feature_contract_json()
-    props.update(lineage)
+    props.update(facts)
     del model.metadata_props[:]
     for key in sorted(props):
         model.metadata_props.add(key=key, value=props[key])

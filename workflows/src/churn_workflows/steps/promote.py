@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from churn_workflows import PipelineError, Unreachable, exit_code
+from churn_workflows.lineage import add_pull_request
 from churn_workflows.pin import Pin, parse_pin, pin_path, render_pin
 
 __all__ = [
@@ -277,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pin = Pin(uri=args.uri, sha256=args.sha256, version=args.version)
         parse_pin(render_pin(pin), "the requested pin")
         result = promote(args.environment, pin, args.evidence, repo=args.repo, base=args.base)
+        if result.url:
+            add_pull_request(pin.uri, result.url)
     except PipelineError as exc:
         print(f"promote: {exc}", file=sys.stderr)
         return exit_code(exc)

@@ -231,12 +231,7 @@ def train_candidate(
         threshold = choose_threshold(valid_labels, valid_p)
         artifact = export.export_onnx(
             pipeline,
-            {
-                "churn.mlflow_run_id": run.info.run_id,
-                "churn.data_sha256": data_sha256,
-                "churn.git_commit": commit,
-                "churn.threshold": str(threshold),
-            },
+            {"churn.threshold": str(threshold)},
         )
         diff = export.parity(pipeline, artifact, parts.holdout)
         mlflow.log_metrics(
@@ -267,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--candidate", help="one item of the sweep, as JSON")
     parser.add_argument("--data")
     parser.add_argument("--data-uri", help="where the data came from (lineage)")
+    parser.add_argument("--data-sha256", help="sha256 of the source's bytes (not of a copy)")
     parser.add_argument("--tracking-uri")
     parser.add_argument("--result", type=Path, help="write the run's summary JSON here")
     args = parser.parse_args(argv)
@@ -283,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             Candidate.from_json(args.candidate),
             split(data.frame),
             data_uri=args.data_uri or args.data,
-            data_sha256=data.sha256,
+            data_sha256=args.data_sha256 or data.sha256,
             commit=git_commit(),
         )
     except PipelineError as exc:
