@@ -78,7 +78,13 @@ def test_the_train_template_has_what_the_cluster_needs() -> None:
     assert params["environment"]["enum"] == ["dev", "staging", "prod"]
     assert params["data-source"]["enum"] == ["snapshot", "synthetic"]
     assert params["dry-run"]["enum"] == ["false", "true"]
-    for number in ("max-psi", "min-roc-auc", "min-pr-auc", "max-brier", "min-improvement"):
+    for number in (
+        "max-psi",
+        "min-roc-auc",
+        "min-pr-auc-lift",
+        "min-brier-skill",
+        "min-improvement",
+    ):
         float(params[number]["value"])
     assert spec["serviceAccountName"] == "churn-workflows"
     assert spec["securityContext"]["runAsNonRoot"] is True
@@ -107,6 +113,13 @@ def test_the_train_template_has_what_the_cluster_needs() -> None:
     assert tasks["train"]["withParam"] == "{{tasks.candidates.outputs.parameters.candidates}}"
     assert tasks["register"]["when"] == "{{tasks.evaluate.outputs.parameters.promote}} == true"
     assert tasks["promote"]["depends"] == "register.Succeeded"
+    # The digest of the source bytes, not of the ingested copy, reaches the lineage record.
+    source_digest = "{{tasks.ingest.outputs.parameters.data-sha256}}"
+    for name in ("train", "evaluate", "register"):
+        arguments = {p["name"]: p["value"] for p in tasks[name]["arguments"]["parameters"]}
+        assert arguments["data-sha256"] == source_digest
+    register_env = {e["name"]: e["value"] for e in templates["register"]["container"]["env"]}
+    assert register_env["ARGO_WORKFLOW_UID"] == "{{workflow.uid}}"
     assert tasks["promote"]["templateRef"] == {"name": "churn-promote", "template": "promote"}
 
 
