@@ -105,6 +105,8 @@ def start_churn_api(
         "MODEL_URI": model_path.as_uri(),
         "MODEL_SHA256": sha256,
         "MODEL_VERSION": version,
+        # Capture on, as in the clusters: its metrics are part of what rules may read.
+        "CHURN_CAPTURE_URL": f"sqlite:///{logs / f'predictions-{port}.db'}",
     }
     log = logs / f"churn-api-{port}.log"
     with log.open("wb") as sink:

@@ -64,13 +64,17 @@ def client(settings: Settings, model: Model) -> Iterator[TestClient[Any]]:
 
 
 @pytest.fixture(scope="module")
-def real_server(model_path: Path, model_sha256: str) -> Iterator[Server]:
-    """A real server process serving the fixture model."""
+def real_server(
+    model_path: Path, model_sha256: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A real server process serving the fixture model, capturing into SQLite."""
+    store = tmp_path_factory.mktemp("capture") / "predictions.db"
     server = start_server(
         {
             "MODEL_URI": model_path.as_uri(),
             "MODEL_SHA256": model_sha256,
             "MODEL_VERSION": "1",
+            "CHURN_CAPTURE_URL": f"sqlite:///{store}",
         }
     )
     yield server

@@ -35,6 +35,7 @@ from litestar.types import (
     Send,
 )
 
+from churn_api.capture import Capture, CaptureMetrics, CaptureSettings, load_capture_settings
 from churn_api.contract import CustomerFeatures
 from churn_api.errors import ApiError, error_body
 from churn_api.logs import configure_logging, log_event
@@ -209,9 +210,13 @@ def _observe(app: ASGIApp, state: ServiceState) -> ASGIApp:
     return observed
 
 
-def create_app(settings: Settings, *, model: Model | None = None) -> Litestar:
+def create_app(
+    settings: Settings, *, model: Model | None = None, capture: CaptureSettings | None = None
+) -> Litestar:
     """Build the app: ready at once with ``model``, else it loads the pinned model at start."""
     state = ServiceState(settings=settings, metrics=Metrics())
+    if capture is not None and capture.store_url is not None:
+        state.capture = Capture(capture, CaptureMetrics(state.metrics.registry))
     if model is not None:
         _mark_ready(state, model, 0.0)
     tasks: set[asyncio.Task[None]] = set()
@@ -224,6 +229,8 @@ def create_app(settings: Settings, *, model: Model | None = None) -> Litestar:
             task = asyncio.create_task(asyncio.to_thread(_load, state, time.perf_counter()))
             tasks.add(task)  # keep a reference: the loop holds tasks weakly
             task.add_done_callback(tasks.discard)
+        if state.capture is not None:
+            state.capture.start()
 
     def stop() -> None:
         # The server has stopped accepting; whatever still asks must not be routed here.
@@ -231,10 +238,14 @@ def create_app(settings: Settings, *, model: Model | None = None) -> Litestar:
         state.metrics.model_ready.set(0)
         log_event(logger, logging.INFO, "shutting_down")
 
+    async def stop_capture() -> None:
+        if state.capture is not None:
+            await state.capture.stop()
+
     app = Litestar(
         route_handlers=route_handlers(state),
         on_startup=[start_loading],
-        on_shutdown=[stop],
+        on_shutdown=[stop, stop_capture],
         openapi_config=None,
         logging_config=None,
         request_max_body_size=settings.max_body_bytes,
@@ -255,4 +266,4 @@ def app_from_env() -> Litestar:
     """The server's factory: settings from the environment, JSON logs, then the app."""
     settings = load_settings(os.environ)
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return create_app(settings, capture=load_capture_settings(os.environ))

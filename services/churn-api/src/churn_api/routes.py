@@ -20,6 +20,7 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from churn_api.capture import Capture
 from churn_api.errors import ApiError, decode_error, validation_error
 from churn_api.metrics import Metrics
 from churn_api.model import Model
@@ -67,6 +68,7 @@ class ServiceState:
     settings: Settings
     metrics: Metrics
     model: Model | None = None
+    capture: Capture | None = None
     # "loading" until the load ends, then None (ready), a refusal reason, or "shutting_down".
     reason: str | None = "loading"
 
@@ -179,7 +181,7 @@ def _require_model(state: ServiceState) -> Model:
     return model
 
 
-def route_handlers(state: ServiceState) -> list[BaseRouteHandler]:
+def route_handlers(state: ServiceState) -> list[BaseRouteHandler]:  # noqa: PLR0915
     """The app's handlers, bound to ``state``."""
     settings = state.settings
     batch_type = batch_request_type(settings.max_batch)
@@ -216,12 +218,15 @@ def route_handlers(state: ServiceState) -> list[BaseRouteHandler]:
         churn = probability >= model.threshold
         state.metrics.observe_prediction(model.version, probability, churn)
         response = PredictResponse(
+            prediction_id=new_customer_id(),
             customer_id=record.customer_id or new_customer_id(),
             churn=churn,
             probability=probability,
             model_version=model.version,
             timestamp=datetime.now(UTC),
         )
+        if state.capture is not None:
+            state.capture.predictions(model, [response], [record])
         await RawResponse(_encoder.encode(response))(scope, receive, send)
 
     @asgi("/v1/predict/batch", copy_scope=False)
@@ -246,16 +251,22 @@ def route_handlers(state: ServiceState) -> list[BaseRouteHandler]:
         if missing:
             fresh = iter(new_customer_ids(missing))
             ids = [i if i is not None else next(fresh) for i in ids]
+        prediction_ids = new_customer_ids(len(records))
         predictions = [
             PredictResponse(
+                prediction_id=prediction_id,
                 customer_id=customer_id,  # type: ignore[arg-type]
                 churn=p >= threshold,
                 probability=p,
                 model_version=version,
                 timestamp=now,
             )
-            for customer_id, p in zip(ids, probabilities.tolist(), strict=True)
+            for prediction_id, customer_id, p in zip(
+                prediction_ids, ids, probabilities.tolist(), strict=True
+            )
         ]
+        if state.capture is not None:
+            state.capture.predictions(model, predictions, records)
         await RawResponse(_encoder.encode(BatchResponse(predictions=predictions)))(
             scope, receive, send
         )

@@ -63,6 +63,9 @@ def batch_request_type(max_batch: int) -> type[StrictStruct]:
 class PredictResponse(StrictStruct, frozen=True):
     """The model's answer for one customer."""
 
+    prediction_id: Annotated[
+        str, msgspec.Meta(description="Names this prediction, e.g. in POST /v1/feedback.")
+    ]
     customer_id: str
     churn: Annotated[bool, msgspec.Meta(description="probability >= the model's threshold")]
     probability: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
