@@ -38,6 +38,7 @@ from litestar.types import (
 from churn_api.capture import Capture, CaptureMetrics, CaptureSettings, load_capture_settings
 from churn_api.contract import CustomerFeatures
 from churn_api.errors import ApiError, error_body
+from churn_api.feedback import feedback_handlers
 from churn_api.logs import configure_logging, log_event
 from churn_api.metrics import Metrics
 from churn_api.model import Model, load_model
@@ -243,7 +244,12 @@ def create_app(
             await state.capture.stop()
 
     app = Litestar(
-        route_handlers=route_handlers(state),
+        route_handlers=[
+            *route_handlers(state),
+            *feedback_handlers(
+                capture.store_url if capture else None, capture.customer_id_key if capture else None
+            ),
+        ],
         on_startup=[start_loading],
         on_shutdown=[stop, stop_capture],
         openapi_config=None,

@@ -62,6 +62,7 @@ logger = logging.getLogger("churn_api.capture")
 _encoder = msgspec.json.Encoder()
 # The monitor's per-version numbers the service exposes as churn_model_live_<name>.
 LIVE_METRICS: Final = (
+    "predictions",
     "labelled",
     "label_coverage",
     "roc_auc",
@@ -169,7 +170,7 @@ class CaptureMetrics:
         self.live = {
             name: Gauge(
                 f"churn_model_live_{name}",
-                f"The monitor's latest daily {name.replace('_', ' ')} per model version.",
+                f"The monitor's {name.replace('_', ' ')} over its window, per model version.",
                 ["model_version"],
                 registry=registry,
             )
@@ -177,7 +178,7 @@ class CaptureMetrics:
         }
         self.live_day = Gauge(
             "churn_model_live_day_timestamp_seconds",
-            "Start of the latest day the monitor computed, per model version.",
+            "Day of the monitor's latest run (UTC midnight), per model version.",
             ["model_version"],
             registry=registry,
         )
@@ -342,8 +343,11 @@ class Capture:
     def publish_live(self, results: Sequence[MonitorResult]) -> None:
         """Set the ``churn_model_live_*`` gauges from the monitor's latest numbers."""
         for r in results:
-            gauge = self.metrics.live.get(r.metric)
-            if gauge is not None and r.feature == "" and r.value is not None:
-                gauge.labels(r.model_version).set(r.value)
+            # The window's numbers, not one day's: window.roc_auc -> churn_model_live_roc_auc.
+            name = r.metric.removeprefix("window.")
+            gauge = self.metrics.live.get(name)
+            if name == r.metric or gauge is None or r.feature or r.value is None:
+                continue
+            gauge.labels(r.model_version).set(r.value)
             day = datetime(r.day.year, r.day.month, r.day.day, tzinfo=UTC).timestamp()
             self.metrics.live_day.labels(r.model_version).set(day)

@@ -50,6 +50,7 @@ ROUTES: Final = frozenset(
     {
         "/v1/predict",
         "/v1/predict/batch",
+        "/v1/feedback",
         "/healthz",
         "/readyz",
         "/metrics",
