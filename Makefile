@@ -8,23 +8,27 @@ MAKEFLAGS += --no-print-directory
 
 # renovate: datasource=pypi depName=uv
 UV_VERSION := 0.13.8
-# renovate: datasource=pypi depName=checkov
-CHECKOV_VERSION := 3.3.30
 
 TOOLS := .local/tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 RUN := $(VENV)/bin
-# The JSON schemas of custom resources; point it at a fresh download (`make schemas`) outside this layout.
+# JSON schemas pinned by sha256 in tools/*.sha256: a copy in ../shared beside the clone when
+# there is one, else fetched once into .local/schemas (`make schemas`). Either is a setting.
 CRD_SCHEMAS ?= $(firstword $(wildcard ../shared/schemas/crds) .local/schemas/crds)
-export CRD_SCHEMAS
+RENOVATE_SCHEMA ?= $(firstword $(wildcard ../shared/schemas/renovate/renovate-schema.json) .local/schemas/renovate-schema.json)
+export CRD_SCHEMAS RENOVATE_SCHEMA
+# promtool and prometheus for the rule tests (tools/install-prometheus.sh pins the version).
+PROMETHEUS_BIN := $(abspath $(TOOLS)/prometheus/bin)
+export PATH := $(PROMETHEUS_BIN):$(PATH)
 export UV_LOCKED := 1
 export UV_PYTHON_DOWNLOADS := never
 # mlflow must never unpickle a model it did not write itself.
 export MLFLOW_ALLOW_PICKLE_DESERIALIZATION := false
-# checkov runs in its own pinned environment: its dependencies conflict with the workspace's.
-CHECKOV := $(UV) tool run --quiet --from checkov==$(CHECKOV_VERSION) checkov
+# checkov runs in its own environment, locked with hashes in tools/checkov/requirements.txt:
+# its dependencies conflict with the workspace's.
+CHECKOV := $(abspath $(TOOLS)/checkov/bin/checkov)
 export CHECKOV
 
 .PHONY: help
@@ -42,6 +46,27 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml services/churn-api/pyproject.toml 
 .PHONY: setup
 setup: $(VENV)/.synced ## Install uv and the workspace (.venv)
 
+$(TOOLS)/checkov/.synced: $(UV) tools/checkov/requirements.txt
+	$(UV) venv --quiet --allow-existing --python python3 $(TOOLS)/checkov
+	$(UV) pip sync --quiet --require-hashes --python $(TOOLS)/checkov tools/checkov/requirements.txt
+	@touch $@
+
+$(PROMETHEUS_BIN)/.installed: tools/install-prometheus.sh
+	bash tools/install-prometheus.sh $(PROMETHEUS_BIN)
+
+.PHONY: tools
+tools: $(TOOLS)/checkov/.synced $(PROMETHEUS_BIN)/.installed ## Install the pinned checkov, promtool and prometheus into .local/tools
+
+.PHONY: schemas
+schemas: ## Check the pinned CRD and Renovate schemas, fetching what is missing into .local/schemas
+	python3 tools/fetch_schemas.py tools/crd-schemas.sha256 $(CRD_SCHEMAS) --setting CRD_SCHEMAS
+	python3 tools/fetch_schemas.py tools/renovate-schema.sha256 $(RENOVATE_SCHEMA) --setting RENOVATE_SCHEMA
+
+.PHONY: relock-schemas
+relock-schemas: ## After moving a schema pin in tools/*.sha256: download and write the new digests
+	python3 tools/fetch_schemas.py tools/crd-schemas.sha256 --relock
+	python3 tools/fetch_schemas.py tools/renovate-schema.sha256 --relock
+
 # ----------------------------------------------------------------------------- main job
 .PHONY: demo
 demo: setup ## Train, validate, gate, register, promote, serve and predict, all on this machine
@@ -57,7 +82,7 @@ mlflow-ui: setup ## Open the MLflow UI on the demo's store (127.0.0.1:5000)
 
 # ----------------------------------------------------------------------------- checks
 .PHONY: test
-test: lint test-service test-workflows render-check validate test-policies test-rules test-infra test-ci ## Run every check
+test: schemas tools lint test-service test-workflows render-check validate test-policies test-rules test-infra test-ci ## Run every check
 
 .PHONY: check
 check: test
@@ -73,7 +98,7 @@ test-service: setup ## Service tests: real HTTP server, schemathesis, model load
 	$(RUN)/pytest -n 2 services/churn-api/tests
 
 .PHONY: test-workflows
-test-workflows: setup ## Pipeline tests: steps, real MLflow on SQLite, promotion on a real git repo
+test-workflows: setup schemas ## Pipeline tests: steps, real MLflow on SQLite, promotion on a real git repo
 	$(RUN)/pytest -n 2 workflows/tests
 
 .PHONY: render
@@ -87,7 +112,7 @@ render-check: setup ## Fail when a generated file differs from a fresh render
 	$(PY) monitoring/generate_dashboards.py --check
 
 .PHONY: validate
-validate: setup ## Render every kustomization, validate against schemas, run checkov
+validate: setup schemas tools ## Render every kustomization, validate against schemas, run checkov
 	$(PY) platform/tests/validate_manifests.py
 	$(RUN)/pytest -n 2 platform/tests
 
@@ -96,25 +121,21 @@ test-policies: setup ## Evaluate every Kyverno policy's CEL on its .kyverno-test
 	$(RUN)/pytest policies
 
 .PHONY: test-rules
-test-rules: setup ## promtool check/test rules, and a real Prometheus scraping a real churn-api
+test-rules: setup schemas tools ## promtool check/test rules, and a real Prometheus scraping a real churn-api
 	$(RUN)/pytest monitoring
 
 .PHONY: test-infra
-test-infra: setup ## Parse every .tf file, check types/descriptions and controls, run checkov
+test-infra: setup tools ## Parse every .tf file, check types/descriptions and controls, run checkov
 	$(RUN)/pytest infra/opentofu
 
 .PHONY: test-ci
-test-ci: setup ## actionlint, zizmor and checkov on .github, renovate.json against its schema
-	$(RUN)/pytest .github
+test-ci: setup schemas tools ## actionlint, zizmor and checkov on .github, renovate.json against its schema
+	$(RUN)/pytest .github tools
 
 .PHONY: bench
 bench: setup ## Benchmarks: HTTP throughput table, in-process scoring, pipeline wall time
 	$(PY) services/churn-api/bench/http_bench.py
 	$(RUN)/pytest services/churn-api/bench workflows/bench --benchmark-only -p no:xdist
-
-.PHONY: schemas
-schemas: ## Download the CRD JSON schemas into .local/schemas/crds (needs internet)
-	bash platform/tests/download-schemas.sh .local/schemas/crds
 
 .PHONY: clean
 clean: ## Remove .local/ (demo store, tools) and build/

@@ -1,9 +1,8 @@
 """Checks on renovate.json.
 
 1. It validates against Renovate's JSON schema (draft-04). The schema file is a setting:
-   RENOVATE_SCHEMA, by default ../shared/schemas/renovate/renovate-schema.json beside the
-   repository. To get it: `npm pack renovate@39.264.1`, then take
-   package/renovate-schema.json from the tarball. The full `renovate-config-validator` runs in CI.
+   RENOVATE_SCHEMA, which the Makefile sets and `make schemas` provides (pinned by sha256 in
+   tools/renovate-schema.sha256). The full `renovate-config-validator` runs in CI.
 2. Its rules do what the repository relies on: every rule described, the Argo family grouped,
    automerge for dev-tool patches only and never for prod, model.yaml ignored, and the regex
    manager really extracts every `# renovate:` annotated version in the repository.
@@ -31,10 +30,7 @@ SCHEMA_PATH = Path(
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft4Validator:
     if not SCHEMA_PATH.is_file():
-        pytest.skip(
-            f"Renovate's JSON schema is not at {SCHEMA_PATH}: set RENOVATE_SCHEMA to a copy "
-            "(`npm pack renovate@39.264.1`, then package/renovate-schema.json)"
-        )
+        pytest.fail(f"Renovate's JSON schema is not at {SCHEMA_PATH}: run `make schemas`")
     schema = json.loads(SCHEMA_PATH.read_text())
     jsonschema.Draft4Validator.check_schema(schema)
     return jsonschema.Draft4Validator(schema)

@@ -1,6 +1,6 @@
 """Fixtures of the monitoring tests, and the per-alert summary printed at the end.
 
-- ``prometheus_tools``: promtool and prometheus on PATH, installed by ensure-prometheus.sh.
+- ``prometheus_tools``: promtool and prometheus on PATH (`make tools` installs them).
 - ``rules_file``: the PrometheusRule's groups as a plain rule file in build/monitoring/.
 - ``fixture_model``: a real ONNX model built by the service's own fixture code.
 - ``live_metrics``: the ``/metrics`` text of a real churn-api serving that model.
@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +23,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from monitoring_sources import ALERT_TESTS, BUILD, MONITORING, REPO, rule_groups, write_rules
 from processes import records, start_churn_api
 
-ENSURE = Path(__file__).with_name("ensure-prometheus.sh")
-
 
 @pytest.fixture(scope="session")
 def prometheus_tools() -> None:
-    result = subprocess.run(["bash", str(ENSURE)], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        pytest.fail(f"promtool/prometheus missing:\n{result.stderr}")
+    """promtool and prometheus on PATH: `make tools` installs the pinned ones before pytest."""
+    missing = [tool for tool in ("promtool", "prometheus") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} not on PATH: run `make tools` (or `make test-rules`)")
 
 
 @pytest.fixture(scope="session")

@@ -143,7 +143,7 @@ def start_prometheus(
     """Scrape each ``url -> target labels`` every ``interval`` and evaluate ``rules``."""
     binary = shutil.which("prometheus")
     if binary is None:
-        raise AssertionError("prometheus is not on PATH (monitoring/tests/ensure-prometheus.sh)")
+        raise AssertionError("prometheus is not on PATH: run `make tools`")
     port = free_port()
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "workflows" / "Dockerfile"
 CHECKOV = os.environ.get(
-    "CHECKOV", ".local/tools/bin/uv tool run --quiet --from checkov==3.3.30 checkov"
+    "CHECKOV", ".local/tools/checkov/bin/checkov"
 )
 
 

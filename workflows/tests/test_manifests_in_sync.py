@@ -19,7 +19,7 @@ from churn_workflows.render import MANIFESTS, main, render
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = os.environ.get(
-    "CHECKOV", ".local/tools/bin/uv tool run --quiet --from checkov==3.3.30 checkov"
+    "CHECKOV", ".local/tools/checkov/bin/checkov"
 )
 
 
