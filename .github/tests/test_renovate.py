@@ -114,9 +114,11 @@ def test_managers_cover_every_kind_of_pin() -> None:
     assert set(CONFIG["enabledManagers"]) == {
         "argocd",
         "kustomize",
+        "kubernetes",
         "dockerfile",
         "terraform",
         "pep621",
+        "pip-compile",
         "github-actions",
         "custom.regex",
     }
@@ -239,7 +241,14 @@ def test_the_regex_manager_reads_every_annotated_version() -> None:
         rel = path.relative_to(ROOT)
         assert len(deps) == annotations, f"{rel}: {annotations} annotations, {len(deps)} extracted"
         for dep in deps:
-            assert dep["datasource"] in {"pypi", "npm", "github-releases", "docker", "github-tags"}
+            assert dep["datasource"] in {
+                "pypi",
+                "npm",
+                "github-releases",
+                "docker",
+                "github-tags",
+                "repology",
+            }
             extracted[dep["depName"]] = dep["currentValue"]
     make = (ROOT / "Makefile").read_text()
     uv_version = re.search(r"^UV_VERSION := (\S+)$", make, re.MULTILINE)
@@ -254,3 +263,113 @@ def test_the_regex_manager_ignores_a_line_without_a_version() -> None:
     regex = re.compile(manager["matchStrings"][0].replace("(?<", "(?P<"))
     assert regex.search("# renovate: datasource=pypi depName=uv\nUV_VERSION := 0.13.8\n")
     assert not regex.search("# renovate: datasource=pypi depName=uv\nUV := .local/bin/uv\n")
+
+
+# ----------------------------------------------------------------------------- unannotated pins
+
+
+def extracted_by(manager: dict[str, Any]) -> list[dict[str, str]]:
+    """What one custom regex manager extracts from the repository's files, as Renovate would."""
+    patterns = [renovate_pattern(p) for p in manager["managerFilePatterns"]]
+    regexes = [re.compile(m.replace("(?<", "(?P<")) for m in manager["matchStrings"]]
+    found = []
+    for path in sorted(ROOT.rglob("*")):
+        rel = path.relative_to(ROOT).as_posix()
+        if path.is_file() and any(p.search(rel) for p in patterns):
+            found += [m.groupdict() for r in regexes for m in r.finditer(path.read_text())]
+    return found
+
+
+def manager_for(words: str) -> dict[str, Any]:
+    [manager] = [m for m in CONFIG["customManagers"] if words in m["description"]]
+    return dict(manager)
+
+
+@pytest.mark.parametrize(
+    ("words", "per_file", "files"),
+    [
+        ("CRD schema catalog commit", 1, "tools/crd-schemas.sha256"),
+        ("configuration schema", 1, "tools/renovate-schema.sha256"),
+        ("Argo CD chart version OpenTofu", 1, "infra/opentofu/envs/*/terraform.tfvars"),
+        ("argocd-apps chart", 1, "infra/opentofu/envs/*/terraform.tfvars"),
+        ("EKS Kubernetes version", 1, "infra/opentofu/envs/*/terraform.tfvars"),
+        ("RDS PostgreSQL major version", 1, "infra/opentofu/envs/*/terraform.tfvars"),
+        ("kind release", 1, ".github/workflows/e2e-kind.yaml"),
+    ],
+)
+def test_each_unannotated_pin_is_extracted(words: str, per_file: int, files: str) -> None:
+    """A pin with no `# renovate:` line still has a manager that finds it in every file."""
+    count = len(list(ROOT.glob(files)))
+    assert count
+    deps = extracted_by(manager_for(words))
+    assert len(deps) == per_file * count, deps
+    assert all(d.get("currentValue") or d.get("currentDigest") for d in deps)
+
+
+def test_every_eks_add_on_version_is_extracted() -> None:
+    deps = extracted_by(manager_for("EKS add-on versions"))
+    for tfvars in ROOT.glob("infra/opentofu/envs/*/terraform.tfvars"):
+        pinned = re.findall(r'"([a-z-]+)"\s*=\s*"v[^"]+-eksbuild', tfvars.read_text())
+        assert pinned, tfvars
+        assert set(pinned) <= {d["depName"] for d in deps}, tfvars
+
+
+def test_the_crd_catalog_pin_is_the_commit_the_lock_downloads_from() -> None:
+    [dep] = extracted_by(manager_for("CRD schema catalog commit"))
+    lock = (ROOT / "tools/crd-schemas.sha256").read_text()
+    assert f"/CRDs-catalog/{dep['currentDigest']}/" in lock
+
+
+def test_the_argo_cd_chart_in_tfvars_moves_with_the_argo_group() -> None:
+    manager = manager_for("Argo CD chart version OpenTofu")
+    [group] = [r for r in rules() if r.get("groupName") == "argo"]
+    assert package_name_matches(group["matchPackageNames"], manager["depNameTemplate"])
+
+
+def test_required_version_is_opentofu_and_moves_with_tofu_version() -> None:
+    [rule] = [r for r in rules() if r.get("matchDepTypes") == ["required_version"]]
+    assert rule["matchManagers"] == ["terraform"]
+    assert rule["overridePackageName"] == "opentofu/opentofu"
+    groups = [
+        r
+        for r in rules()
+        if package_name_matches(r.get("matchPackageNames", []), "opentofu/opentofu")
+    ]
+    assert groups
+    assert {r["groupName"] for r in groups} == {rule["groupName"]}
+
+
+def test_automerge_waits_for_a_minimum_release_age() -> None:
+    for rule in rules():
+        if rule.get("automerge") is True:
+            days = re.fullmatch(r"(\d+) days?", rule.get("minimumReleaseAge", ""))
+            assert days, rule["description"]
+            assert int(days.group(1)) >= 3, rule["description"]
+
+
+@pytest.mark.parametrize(
+    "name", ["aquasecurity/trivy", "sigstore/cosign", "zizmor", "checkov", "renovate"]
+)
+def test_security_tooling_is_never_automerged(name: str) -> None:
+    """The last rule that says anything about automerge for the tool turns it off."""
+    deciding = [
+        r
+        for r in rules()
+        if "automerge" in r and package_name_matches(r.get("matchPackageNames", []), name)
+    ]
+    assert deciding
+    assert deciding[-1]["automerge"] is False
+
+
+def test_uv_and_its_build_backend_are_one_group() -> None:
+    groups = {
+        r["groupName"]
+        for r in rules()
+        if "groupName" in r and package_name_matches(r.get("matchPackageNames", []), "uv_build")
+    }
+    assert groups == {
+        r["groupName"]
+        for r in rules()
+        if "groupName" in r and package_name_matches(r.get("matchPackageNames", []), "uv")
+    }
+    assert groups
