@@ -11,9 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "workflows" / "Dockerfile"
-CHECKOV = os.environ.get(
-    "CHECKOV", ".local/tools/checkov/bin/checkov"
-)
+CHECKOV = os.environ.get("CHECKOV", ".local/tools/checkov/bin/checkov")
 
 
 def test_bases_are_pinned_by_digest_and_the_user_is_not_root() -> None:

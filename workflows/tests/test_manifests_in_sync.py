@@ -18,9 +18,7 @@ import yaml
 from churn_workflows.render import MANIFESTS, main, render
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKOV = os.environ.get(
-    "CHECKOV", ".local/tools/checkov/bin/checkov"
-)
+CHECKOV = os.environ.get("CHECKOV", ".local/tools/checkov/bin/checkov")
 
 
 def _schemas() -> Path:
