@@ -168,7 +168,7 @@ def test_hardening_rules_hold() -> None:
 
 
 def test_shell_scripts_pass_shellcheck() -> None:
-    scripts = sorted((ROOT / ".github" / "scripts").glob("*.sh"))
+    scripts = sorted([*(ROOT / ".github" / "scripts").glob("*.sh"), *(ROOT / "tools").glob("*.sh")])
     assert scripts
     result = run_tool([str(VENV_BIN / "shellcheck"), *map(str, scripts)], cwd=ROOT)
     assert result.returncode == 0, result.stdout
