@@ -50,4 +50,5 @@ def test_kustomize_provisions_each_dashboard_for_the_grafana_sidecar() -> None:
     for config_map in maps:
         assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert config_map["metadata"]["namespace"] == "monitoring"
-    assert [d["kind"] for d in documents].count("PrometheusRule") == 1
+    rule_files = len(list((MONITORING / "rules").glob("*.yaml")))
+    assert [d["kind"] for d in documents].count("PrometheusRule") == rule_files
