@@ -1,10 +1,13 @@
 locals {
-  name = "churn-${var.environment}"
+  # Every AWS name starts with this; S3 names are global, so a fork sets its own.
+  name = var.name_prefix
   # From envs/<env> to the repository root, where platform/ and clusters/ live.
   repo_root = "${path.module}/../../../.."
-  ecr_repository_arns = var.manage_shared_resources ? values(module.ecr[0].repository_arns) : [
+  # The registry is account-wide and lives in envs/shared; this environment only names it.
+  ecr_repository_arns = [
     for r in var.ecr_repositories : "arn:aws:ecr:${var.region}:${var.account_id}:repository/${r}"
   ]
+  gitops_repo_url = coalesce(var.gitops_repo_url, "https://github.com/${var.github_repository}.git")
 }
 
 provider "aws" {
@@ -78,23 +81,37 @@ module "eks" {
   log_retention_days   = var.log_retention_days
 }
 
+# EKS 1.30 and later mark no StorageClass as default, so a claim without storageClassName
+# (Prometheus') would stay Pending. The EBS CSI add-on provisions these volumes.
+resource "kubernetes_storage_class_v1" "gp3" {
+  metadata {
+    name = "gp3"
+    annotations = {
+      "storageclass.kubernetes.io/is-default-class" = "true"
+    }
+  }
+
+  storage_provisioner    = "ebs.csi.aws.com"
+  reclaim_policy         = "Delete"
+  volume_binding_mode    = "WaitForFirstConsumer"
+  allow_volume_expansion = true
+  parameters = {
+    type      = "gp3"
+    encrypted = "true"
+  }
+
+  depends_on = [module.eks]
+}
+
 ################################################################################
-# Storage, registry and database
+# Storage and database
 ################################################################################
 
 module "storage" {
   source = "../../modules/storage"
 
-  environment   = var.environment
+  name_prefix   = local.name
   force_destroy = var.bucket_force_destroy
-}
-
-# The registry is account-wide: one environment owns it, every environment pulls from it.
-module "ecr" {
-  source = "../../modules/ecr"
-  count  = var.manage_shared_resources ? 1 : 0
-
-  repositories = var.ecr_repositories
 }
 
 module "database" {
@@ -118,18 +135,34 @@ module "database" {
 module "identity" {
   source = "../../modules/identity"
 
-  environment                 = var.environment
-  oidc_provider_arn           = module.eks.oidc_provider_arn
-  oidc_issuer                 = module.eks.oidc_issuer
-  bucket_arns                 = module.storage.bucket_arns
-  bucket_kms_key_arn          = module.storage.kms_key_arn
-  ecr_repository_arns         = local.ecr_repository_arns
-  database_secret_arn         = module.database.secret_arn
-  database_kms_key_arn        = module.database.kms_key_arn
-  github_repository           = var.github_repository
-  github_branch               = var.github_branch
-  model_source_bucket_arn     = var.model_source_environment == null ? null : "arn:aws:s3:::churn-${var.model_source_environment}-models"
-  create_github_oidc_provider = var.manage_shared_resources
+  name_prefix             = local.name
+  cluster_name            = module.eks.cluster_name
+  oidc_provider_arn       = module.eks.oidc_provider_arn
+  oidc_issuer             = module.eks.oidc_issuer
+  bucket_arns             = module.storage.bucket_arns
+  bucket_kms_key_arn      = module.storage.kms_key_arn
+  ecr_repository_arns     = local.ecr_repository_arns
+  database_secret_arn     = module.database.secret_arn
+  database_kms_key_arn    = module.database.kms_key_arn
+  github_repository       = var.github_repository
+  github_environment      = coalesce(var.github_environment, var.environment)
+  github_can_push_images  = var.github_can_push_images
+  model_source_bucket_arn = var.model_source_name_prefix == null ? null : "arn:aws:s3:::${var.model_source_name_prefix}-models"
+}
+
+################################################################################
+# In front of the ALB: certificate and web ACL
+################################################################################
+
+module "ingress" {
+  source = "../../modules/ingress"
+
+  name               = local.name
+  domain_name        = var.ingress_domain_name
+  route53_zone_id    = var.ingress_route53_zone_id
+  certificate_arn    = var.ingress_certificate_arn
+  waf_rate_limit     = var.waf_rate_limit
+  log_retention_days = var.log_retention_days
 }
 
 ################################################################################
@@ -147,20 +180,31 @@ module "gitops_bridge" {
   root_application_file     = "${local.repo_root}/clusters/${var.environment}/root.yaml"
   project_files             = ["${local.repo_root}/platform/argocd/projects/platform.yaml"]
 
-  # Facts the ApplicationSets can template into Helm values.
-  cluster_annotations = merge(
-    {
-      aws_account_id        = var.account_id
-      aws_region            = var.region
-      aws_cluster_name      = module.eks.cluster_name
-      aws_vpc_id            = module.network.vpc_id
-      mlflow_db_host        = module.database.address
-      mlflow_db_secret_name = module.database.secret_name
-    },
-    { for sa, arn in module.identity.workload_role_arns : "${replace(sa, "-", "_")}_iam_role_arn" => arn },
-    { for purpose, bucket in module.storage.bucket_names : "${replace(purpose, "-", "_")}_bucket" => bucket },
-  )
+  # Every fact the platform reads, once: the keys are the table in docs/contracts.md, "The
+  # hand-off from OpenTofu to Argo CD" (a test holds them equal).
+  cluster_annotations = merge(local.cluster_facts, local.role_annotations, local.bucket_annotations)
 
-  # Argo CD needs nodes to run on and the add-ons to have networking.
-  depends_on = [module.eks]
+  # Argo CD needs nodes to run on, networking, and volumes for what it installs.
+  depends_on = [module.eks, kubernetes_storage_class_v1.gp3]
+}
+
+locals {
+  cluster_facts = {
+    aws_account_id             = var.account_id
+    aws_region                 = var.region
+    aws_cluster_name           = module.eks.cluster_name
+    aws_vpc_id                 = module.network.vpc_id
+    aws_vpc_cidr               = module.network.vpc_cidr_block
+    name_prefix                = local.name
+    ingress_certificate_arn    = module.ingress.certificate_arn
+    ingress_waf_acl_arn        = module.ingress.web_acl_arn
+    gitops_repo_url            = local.gitops_repo_url
+    gitops_repo_revision       = var.gitops_repo_revision
+    mlflow_db_host             = module.database.address
+    mlflow_db_secret_name      = module.database.secret_name
+    predictions_db_secret_name = module.database.predictions_secret_name
+  }
+  # <serviceaccount>_iam_role_arn and <purpose>_bucket, with - turned into _.
+  role_annotations   = { for sa, arn in module.identity.workload_role_arns : "${replace(sa, "-", "_")}_iam_role_arn" => arn }
+  bucket_annotations = { for purpose, bucket in module.storage.bucket_names : "${replace(purpose, "-", "_")}_bucket" => bucket }
 }

@@ -19,16 +19,16 @@ output "workload_role_arns" {
 }
 
 output "github_actions_role_arn" {
-  description = "Role the release workflow assumes to push images (set it as the AWS_ROLE_ARN repository variable)."
+  description = "Role that jobs in this environment's GitHub environment assume."
   value       = module.identity.github_actions_role_arn
 }
 
-output "ecr_repository_urls" {
-  description = "ECR repository URL by name (only from the environment that manages shared resources)."
-  value       = var.manage_shared_resources ? module.ecr[0].repository_urls : tomap({})
+output "cluster_annotations" {
+  description = "The facts handed to Argo CD on the cluster Secret, by annotation key (docs/contracts.md)."
+  value       = module.gitops_bridge.cluster_annotations
 }
 
 output "mlflow_database" {
-  description = "Host of the MLflow database and the Secrets Manager secret that holds its credentials."
-  value       = { host = module.database.address, secret = module.database.secret_name }
+  description = "Host of the database instance and the Secrets Manager secrets of MLflow and the prediction store."
+  value       = { host = module.database.address, secret = module.database.secret_name, predictions_secret = module.database.predictions_secret_name }
 }

@@ -8,6 +8,16 @@ variable "environment" {
   }
 }
 
+variable "name_prefix" {
+  type        = string
+  description = "Prefix of every AWS name in this environment (cluster, buckets, roles, database, secrets), for example churn-dev. S3 names are global: a fork picks its own (acme-churn-dev)."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-32 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
 variable "account_id" {
   type        = string
   description = "AWS account the environment lives in; the provider refuses any other."
@@ -76,7 +86,7 @@ variable "public_access_cidrs" {
 
 variable "admin_principal_arns" {
   type        = list(string)
-  description = "IAM roles or users granted cluster admin (break-glass, platform team)."
+  description = "IAM roles or users granted cluster admin through EKS access entries (break-glass, platform team); whoever runs the apply gets an entry too."
   default     = []
 }
 
@@ -106,7 +116,7 @@ variable "log_retention_days" {
 
 variable "db_engine_version" {
   type        = string
-  description = "PostgreSQL version of the MLflow database (MAJOR.MINOR)."
+  description = "PostgreSQL major version of the MLflow and prediction-store database (for example 17); minor upgrades happen in the maintenance window."
 }
 
 variable "db_instance_class" {
@@ -135,37 +145,74 @@ variable "bucket_force_destroy" {
   default     = false
 }
 
-variable "manage_shared_resources" {
-  type        = bool
-  description = "Create the account-wide resources: the ECR repositories and the GitHub OIDC provider. True in exactly one environment (dev, applied first)."
-}
-
 variable "ecr_repositories" {
   type        = set(string)
-  description = "ECR repositories, shared by every environment."
+  description = "ECR repositories envs/shared creates, which the image-building environment's CI role may push to."
   default     = ["churn-api", "churn-workflows"]
 }
 
 variable "github_repository" {
   type        = string
-  description = "GitHub repository, owner/name, whose main branch may push images."
+  description = "GitHub repository, owner/name, whose jobs may assume this environment's CI role; also where Argo CD syncs from unless gitops_repo_url says otherwise."
 }
 
-variable "github_branch" {
+variable "github_environment" {
   type        = string
-  description = "Branch whose workflow runs may assume the CI role."
-  default     = "main"
+  description = "GitHub environment whose jobs may assume the CI role; null: the environment's own name (dev, staging, prod)."
+  default     = null
 }
 
-variable "model_source_environment" {
+variable "github_can_push_images" {
+  type        = bool
+  description = "Let this environment's CI role push images to ECR: true in dev only, where images are built; the others receive them by digest."
+  default     = false
+}
+
+variable "model_source_name_prefix" {
   type        = string
-  description = "The environment models are promoted from into this one (staging: dev, prod: staging); null in dev."
+  description = "name_prefix of the environment models are promoted from into this one (staging: dev's, prod: staging's); null in dev."
   default     = null
 
   validation {
-    condition     = var.model_source_environment == null || contains(["dev", "staging"], coalesce(var.model_source_environment, "none"))
-    error_message = "model_source_environment must be null, dev or staging."
+    condition     = var.model_source_name_prefix == null || can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", coalesce(var.model_source_name_prefix, "x")))
+    error_message = "model_source_name_prefix must be null or another environment's name_prefix."
   }
+}
+
+variable "gitops_repo_url" {
+  type        = string
+  description = "Git URL Argo CD syncs from; null: https://github.com/<github_repository>.git."
+  default     = null
+}
+
+variable "gitops_repo_revision" {
+  type        = string
+  description = "Branch, tag or commit Argo CD syncs from."
+  default     = "main"
+}
+
+variable "ingress_domain_name" {
+  type        = string
+  description = "Host name of churn-api's ALB; an ACM certificate is created for it and validated in ingress_route53_zone_id. Null: none."
+  default     = null
+}
+
+variable "ingress_route53_zone_id" {
+  type        = string
+  description = "Route 53 hosted zone of ingress_domain_name, for the certificate's DNS validation."
+  default     = null
+}
+
+variable "ingress_certificate_arn" {
+  type        = string
+  description = "An existing ACM certificate for churn-api's HTTPS listener, instead of ingress_domain_name."
+  default     = null
+}
+
+variable "waf_rate_limit" {
+  type        = number
+  description = "Requests per five minutes one client address may send to churn-api's ALB before WAF blocks it; null: no web ACL."
+  default     = null
 }
 
 variable "argocd_chart_version" {

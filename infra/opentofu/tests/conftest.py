@@ -26,7 +26,7 @@ from tofu_checkov import (
     checkov_skips,
     run_checkov,
 )
-from tofu_hcl import ENVIRONMENTS, INFRA, load_config, load_hcl
+from tofu_hcl import INFRA, ROOTS, load_config, load_hcl
 
 __all__: list[str] = []
 
@@ -76,7 +76,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.section("OpenTofu roots")
     skips = checkov_skips()
-    for env in ENVIRONMENTS:
+    for env in ROOTS:
         root = INFRA / "envs" / env
         files = list(_module_files(root))
         parsed = 0

@@ -6,10 +6,10 @@ import re
 
 import pytest
 from tofu_checkov import CheckovReport, checkov_skips
-from tofu_hcl import ENVIRONMENTS, INFRA
+from tofu_hcl import INFRA, ROOTS
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", ROOTS)
 def test_checkov_passes(env: str, checkov_reports: dict[str, CheckovReport]) -> None:
     """No failed check and no parsing error in envs/<env> and the modules it calls."""
     report = checkov_reports[env]

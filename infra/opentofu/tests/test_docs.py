@@ -19,9 +19,14 @@ def test_module_readme_tables_in_sync(module: str) -> None:
 
 
 def test_readme_states_bootstrap_costs_and_destroy() -> None:
-    """infra/opentofu/README.md covers the bootstrap order, costs with dated prices, destroy."""
+    """infra/opentofu/README.md covers the first boot, costs with dated prices and destroy."""
     text = (INFRA / "README.md").read_text(encoding="utf-8")
-    for heading in ("## Bootstrap", "## Cost", "## Destroy"):
+    for heading in (
+        "## First boot",
+        "### Reaching the private API endpoint",
+        "## Cost",
+        "## Destroy",
+    ):
         assert heading in text, f"README.md lacks {heading}"
     for env in ("dev", "staging", "prod"):
         assert f"| {env} |" in text, f"the cost table lacks {env}"

@@ -41,6 +41,7 @@ class Created:
     """What one root creates, derived from its HCL and tfvars."""
 
     env: str
+    name: str
     account: str
     region: str
     roles: frozenset[str]
@@ -58,13 +59,14 @@ def created(env: str) -> Created:
     """Evaluate the name templates of the modules for one environment."""
     tfvars = load_hcl(INFRA / "envs" / env / "terraform.tfvars")
     root = load_config(INFRA / "envs" / env)
-    name = _subst(root.locals["name"], {"var.environment": env})
-    assert root.modules["identity"]["environment"] == "${var.environment}"
-    assert root.modules["storage"]["environment"] == "${var.environment}"
+    assert root.locals["name"] == "${var.name_prefix}"
+    name = tfvars["name_prefix"]
+    assert root.modules["identity"]["name_prefix"] == "${local.name}"
+    assert root.modules["storage"]["name_prefix"] == "${local.name}"
     assert root.modules["database"]["name"] == "${local.name}"
 
     identity = load_config(INFRA / "modules" / "identity")
-    prefix = _subst(identity.locals["prefix"], {"var.environment": env})
+    prefix = _subst(identity.locals["prefix"], {"var.name_prefix": name})
     workloads = {k: v["namespace"] for k, v in identity.locals["workloads"].items()}
     role_template = identity.resource("aws_iam_role", "workload")["name"]
     roles = {_subst(role_template, {"local.prefix": prefix, "each.key": k}) for k in workloads}
@@ -79,12 +81,10 @@ def created(env: str) -> Created:
     storage = load_config(INFRA / "modules" / "storage")
     purposes = storage.locals["purposes"]
     bucket_template = re.search(r'=> "([^"]+)"', storage.locals["buckets"]).group(1)  # type: ignore[union-attr]
-    buckets = {_subst(bucket_template, {"var.environment": env, "p": p}) for p in purposes}
+    buckets = {_subst(bucket_template, {"var.name_prefix": name, "p": p}) for p in purposes}
 
-    ecr = load_config(INFRA / "modules" / "ecr")
-    repositories = set(root.variables["ecr_repositories"]["default"]) or set(
-        ecr.variables["repositories"]["default"]
-    )
+    shared = load_config(INFRA / "envs" / "shared")
+    repositories = set(shared.variables["ecr_repositories"]["default"])
 
     database = load_config(INFRA / "modules" / "database")
     identifier = _subst(database.locals["identifier"], {"var.name": name})
@@ -94,6 +94,7 @@ def created(env: str) -> Created:
 
     return Created(
         env=env,
+        name=name,
         account=tfvars["account_id"],
         region=tfvars["region"],
         roles=frozenset(roles),
@@ -154,13 +155,31 @@ def test_role_arns_in_manifests_exist_in_their_environment() -> None:
     assert problems == []
 
 
+def _annotations_read() -> set[str]:
+    """Cluster-Secret annotation keys the manifests template in (`.metadata.annotations.x`
+    or `index .metadata.annotations "x"`)."""
+    pattern = re.compile(
+        r"\.metadata\.annotations(?:\.([a-z0-9_]+)|\s*\"([a-z0-9_]+)\")"
+        r"|index\s+\.metadata\.annotations\s+\"([a-z0-9_]+)\""
+    )
+    return {
+        next(g for g in m.groups() if g)
+        for path in manifest_files()
+        for m in pattern.finditer(path.read_text(encoding="utf-8"))
+    }
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_workload_role_is_used_by_the_manifests(env: str) -> None:
-    """Each IRSA role envs/<env> creates is annotated on a service account of that environment."""
+    """Each IRSA role envs/<env> creates reaches a service account of that environment: as a
+    literal ARN, or through its `<serviceaccount>_iam_role_arn` cluster-Secret annotation."""
     used = {f"churn-{m.group(2)}-{m.group(3)}" for _, m in _found(ROLE_ARN)}
+    read = _annotations_read()
     made = created(env)
     unused = sorted(
-        f"churn-{env}-{sa}" for sa in made.workload_namespaces if f"churn-{env}-{sa}" not in used
+        f"{made.name}-{sa}"
+        for sa in made.workload_namespaces
+        if f"{made.name}-{sa}" not in used and f"{sa.replace('-', '_')}_iam_role_arn" not in read
     )
     assert unused == [], f"roles no manifest annotates: {unused}"
 
@@ -218,7 +237,9 @@ def test_bucket_names_in_manifests_exist() -> None:
     """s3:// URIs and `bucket:` values name buckets their environment's root creates."""
     problems = []
     found = _found(BUCKET)
-    assert found, "no bucket referenced in the manifests"
+    assert found or {"models_bucket", "data_bucket"} & _annotations_read(), (
+        "no bucket referenced in the manifests, neither by name nor by annotation"
+    )
     for path, match in found:
         bucket, env = match.groups()
         if env == "ENV":
@@ -238,17 +259,14 @@ def test_bucket_names_in_manifests_exist() -> None:
 def test_images_come_from_the_registry_the_roots_create() -> None:
     """Image references use the account, region and repositories of the shared ECR."""
     problems = []
-    owner = next(
-        e
-        for e in ENVIRONMENTS
-        if load_hcl(INFRA / "envs" / e / "terraform.tfvars")["manage_shared_resources"]
-    )
-    made = created(owner)
+    shared = load_hcl(INFRA / "envs" / "shared" / "terraform.tfvars")
+    made = created("dev")
     for path, match in _found(REGISTRY):
         account, region, repository = match.groups()
-        if (account, region) != (made.account, made.region):
+        if (account, region) != (shared["account_id"], shared["region"]):
             problems.append(
-                f"{_where(path)}: registry {account}/{region} is not {made.account}/{made.region}"
+                f"{_where(path)}: registry {account}/{region} is not envs/shared's"
+                f" {shared['account_id']}/{shared['region']}"
             )
         if repository not in made.repositories:
             problems.append(f"{_where(path)}: repository {repository} is not created")
@@ -268,8 +286,10 @@ def test_regions_and_cluster_names_match() -> None:
                 problems.append(f"{_where(path)}: region {match.group(1)} not in {sorted(allowed)}")
         for match in re.finditer(r"^\s*clusterName:\s*[\"']?([a-z0-9-]+)", text, re.M):
             env = path_env(path)
-            if env and match.group(1) != f"churn-{env}":
-                problems.append(f"{_where(path)}: clusterName {match.group(1)} is not churn-{env}")
+            if env and match.group(1) != created(env).name:
+                problems.append(
+                    f"{_where(path)}: clusterName {match.group(1)} is not {created(env).name}"
+                )
     assert problems == []
 
 
@@ -372,6 +392,7 @@ def test_model_pins_sit_where_churn_api_may_read() -> None:
         uris = re.findall(r"s3://[^\s\"']+", pin.read_text(encoding="utf-8"))
         assert uris, f"{_where(pin)} has no s3:// MODEL_URI"
         for uri in uris:
-            if not uri.startswith(f"s3://churn-{env}-models/{prefix}"):
-                problems.append(f"{_where(pin)}: {uri} is outside s3://churn-{env}-models/{prefix}")
+            wanted = f"s3://{created(env).name}-models/{prefix}"
+            if not uri.startswith(wanted):
+                problems.append(f"{_where(pin)}: {uri} is outside {wanted}")
     assert problems == []

@@ -21,7 +21,7 @@ def _job() -> dict:
 def test_matrix_covers_every_root_and_module() -> None:
     """The matrix lists exactly the roots and modules in infra/opentofu."""
     listed = set(_job()["strategy"]["matrix"]["dir"])
-    wanted = {f"envs/{e}" for e in ENVIRONMENTS} | {f"modules/{m}" for m in MODULES}
+    wanted = {f"envs/{e}" for e in (*ENVIRONMENTS, "shared")} | {f"modules/{m}" for m in MODULES}
     on_disk = {
         str(p.relative_to(REPO / "infra" / "opentofu"))
         for p in (REPO / "infra" / "opentofu").glob("*/*")

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 
 import yaml
-from tofu_hcl import ENVIRONMENTS, INFRA, REPO
+from tofu_hcl import INFRA, REPO, ROOTS
 
 __all__ = [
     "CHECKOV_CONFIG",
@@ -51,7 +51,7 @@ def checkov_command() -> list[str] | None:
 
 
 def run_checkov(command: list[str]) -> dict[str, CheckovReport]:
-    """Scan envs/<env> for each environment, in parallel, and parse the JSON reports."""
+    """Scan envs/<root> for each root, in parallel, and parse the JSON reports."""
     procs = {
         env: subprocess.Popen(
             [
@@ -69,7 +69,7 @@ def run_checkov(command: list[str]) -> dict[str, CheckovReport]:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for env in ENVIRONMENTS
+        for env in ROOTS
     }
     reports: dict[str, CheckovReport] = {}
     for env, proc in procs.items():

@@ -279,7 +279,8 @@ def state_encryption(infra: Path) -> list[str]:
 
 
 def github_oidc_scoped(infra: Path) -> list[str]:
-    """The CI role trusts GitHub's OIDC tokens only for this repository and branch."""
+    """The CI role trusts GitHub's OIDC tokens only for this repository's jobs in this
+    environment's GitHub environment (so main cannot borrow prod's role)."""
     module = infra / "modules" / "identity"
     document = _blocks(module, "data")["aws_iam_policy_document"]["github_assume"]
     locals_ = _locals(module)
@@ -287,7 +288,7 @@ def github_oidc_scoped(infra: Path) -> list[str]:
     problems = []
     if issuer != "token.actions.githubusercontent.com":
         problems.append("local.github must be token.actions.githubusercontent.com")
-    wanted_sub = "repo:${var.github_repository}:ref:refs/heads/${var.github_branch}"
+    wanted_sub = "repo:${var.github_repository}:environment:${var.github_environment}"
     for statement in document.get("statement", []):
         conditions = {c.get("variable"): c for c in statement.get("condition", [])}
         sub = conditions.get("${local.github}:sub")
@@ -307,7 +308,7 @@ def github_oidc_scoped(infra: Path) -> list[str]:
     if not document.get("statement"):
         problems.append("github_assume: no statement")
     variables = _variables(module)
-    for name in ("github_repository", "github_branch"):
+    for name in ("github_repository", "github_environment"):
         condition = str(_one(variables[name].get("validation")).get("condition", ""))
         if "regex" not in condition or "*" in condition:
             problems.append(f"var.{name}: must be validated by a regex that admits no wildcard")
@@ -338,13 +339,27 @@ def workload_trust_scoped(infra: Path) -> list[str]:
     return problems
 
 
+def _is_read(action: str) -> bool:
+    verb = action.split(":", 1)[-1]
+    return verb.startswith(("Describe", "Get", "List"))
+
+
 def workload_policies_name_their_resources(infra: Path) -> list[str]:
     """No workload or CI policy grants on "*", except the calls that have no resource
-    (ecr:GetAuthorizationToken) and the load balancer controller's documented policy."""
+    (ecr:GetAuthorizationToken), the load balancer controller's documented policy, and the
+    Cluster Autoscaler's, whose every write is conditioned on its cluster's tag."""
     documents = _blocks(infra / "modules" / "identity", "data")["aws_iam_policy_document"]
     problems = []
+    for statement in documents.get("cluster_autoscaler", {}).get("statement", []):
+        writes = [a for a in statement.get("actions", []) if not _is_read(a)]
+        conditions = {c.get("variable", "") for c in statement.get("condition", [])}
+        tag = "aws:ResourceTag/k8s.io/cluster-autoscaler/${var.cluster_name}"
+        if writes and tag not in conditions:
+            problems.append(f"cluster_autoscaler: {writes} not limited to the cluster's groups")
     for name, document in documents.items():
-        if name == "aws_load_balancer_controller" or name.endswith("_assume"):
+        if name in ("aws_load_balancer_controller", "cluster_autoscaler") or name.endswith(
+            "_assume"
+        ):
             continue
         for statement in document.get("statement", []):
             resources = statement.get("resources", [])
@@ -500,8 +515,8 @@ CONTROLS: tuple[Control, ...] = (
         (
             Breakage(
                 _IAM,
-                '"repo:${var.github_repository}:ref:refs/heads/${var.github_branch}"',
-                '"repo:${var.github_repository}:*"',
+                '"repo:${var.github_repository}:environment:${var.github_environment}"',
+                '"repo:${var.github_repository}:ref:refs/heads/main"',
             ),
             Breakage(
                 _IAM,
@@ -536,6 +551,11 @@ CONTROLS: tuple[Control, ...] = (
                 'resources = ["*"]',
             ),
             Breakage(_IAM, '"ecr:PutImage",', '"ecr:*",'),
+            Breakage(
+                _IAM,
+                'variable = "aws:ResourceTag/k8s.io/cluster-autoscaler/${var.cluster_name}"',
+                'variable = "aws:ResourceTag/Name"',
+            ),
         ),
     ),
     Control(

@@ -19,9 +19,11 @@ __all__ = [
     "INFRA",
     "MODULES",
     "REPO",
+    "ROOTS",
     "Config",
     "load_config",
     "load_hcl",
+    "load_hcl_text",
     "one",
     "tf_files",
 ]
@@ -29,7 +31,9 @@ __all__ = [
 INFRA = Path(__file__).resolve().parents[1]
 REPO = INFRA.parents[1]
 ENVIRONMENTS = ("dev", "staging", "prod")
-MODULES = ("network", "eks", "storage", "ecr", "identity", "database", "gitops-bridge")
+# Every root: one per environment, and envs/shared for what exists once per account.
+ROOTS = (*ENVIRONMENTS, "shared")
+MODULES = ("network", "eks", "storage", "ecr", "identity", "database", "ingress", "gitops-bridge")
 
 
 def _unquote(value: Any) -> Any:
@@ -60,6 +64,11 @@ def load_hcl(path: Path) -> dict[str, Any]:
     Callers must not mutate the result.
     """
     return _parse_text(path.read_text(encoding="utf-8"))
+
+
+def load_hcl_text(text: str) -> dict[str, Any]:
+    """Parse HCL source text (a snippet, such as a jsonencode() argument) like load_hcl."""
+    return _parse_text(text)
 
 
 def tf_files(root: Path) -> list[Path]:

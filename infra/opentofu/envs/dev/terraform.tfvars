@@ -1,6 +1,7 @@
-# dev: smallest sizes, spot nodes, one NAT gateway; owns the account-wide ECR repositories
-# and GitHub OIDC provider, so it is applied first.
+# dev: smallest sizes, spot nodes, one NAT gateway; its CI role builds and pushes the images.
+# Apply envs/shared (ECR, GitHub OIDC provider) once per account first.
 environment        = "dev"
+name_prefix        = "churn-dev"
 account_id         = "111122223333"
 region             = "eu-west-1"
 availability_zones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
@@ -24,14 +25,14 @@ node_scaling = {
 }
 log_retention_days = 30
 
-db_engine_version        = "17.6"
+db_engine_version        = "17"
 db_instance_class        = "db.t4g.micro"
 db_multi_az              = false
 db_backup_retention_days = 7
 db_deletion_protection   = false
 bucket_force_destroy     = true
 
-manage_shared_resources   = true
+github_can_push_images    = true
 github_repository         = "example-org/churn-platform"
 argocd_chart_version      = "8.5.0"
 argocd_apps_chart_version = "2.0.2"

@@ -1,5 +1,6 @@
 # staging: prod's shape at a smaller size (on-demand nodes, single-zone database).
 environment        = "staging"
+name_prefix        = "churn-staging"
 account_id         = "111122223333"
 region             = "eu-west-1"
 availability_zones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
@@ -23,14 +24,13 @@ node_scaling = {
 }
 log_retention_days = 90
 
-db_engine_version        = "17.6"
+db_engine_version        = "17"
 db_instance_class        = "db.t4g.small"
 db_multi_az              = false
 db_backup_retention_days = 7
 db_deletion_protection   = true
 
-manage_shared_resources   = false
-model_source_environment  = "dev"
+model_source_name_prefix  = "churn-dev"
 github_repository         = "example-org/churn-platform"
 argocd_chart_version      = "8.5.0"
 argocd_apps_chart_version = "2.0.2"

@@ -4,7 +4,7 @@ data "aws_partition" "current" {}
 
 locals {
   identifier = "${var.name}-mlflow"
-  family     = "postgres${split(".", var.engine_version)[0]}"
+  family     = "postgres${var.engine_version}"
 }
 
 ################################################################################
@@ -65,6 +65,30 @@ resource "aws_secretsmanager_secret_version" "db" {
     host     = aws_db_instance.this.address
     port     = aws_db_instance.this.port
     dbname   = aws_db_instance.this.db_name
+  })
+  secret_string_wo_version = var.password_version
+}
+
+# The prediction store keeps its own database, `predictions`, on the same instance; its entry
+# carries the same login (the instance has one), so ESO can hand churn-api a complete URL.
+resource "aws_secretsmanager_secret" "predictions" {
+  # The ExternalSecret of churn-api reads this name (cluster annotation predictions_db_secret_name).
+  name                    = "${var.name}/predictions/postgres"
+  description             = "Prediction store credentials on ${local.identifier}"
+  kms_key_id              = aws_kms_key.db.arn
+  recovery_window_in_days = 7
+
+  tags = var.tags
+}
+
+resource "aws_secretsmanager_secret_version" "predictions" {
+  secret_id = aws_secretsmanager_secret.predictions.id
+  secret_string_wo = jsonencode({
+    username = aws_db_instance.this.username
+    password = ephemeral.random_password.db.result
+    host     = aws_db_instance.this.address
+    port     = aws_db_instance.this.port
+    dbname   = "predictions"
   })
   secret_string_wo_version = var.password_version
 }
@@ -188,6 +212,8 @@ resource "aws_db_instance" "this" {
   skip_final_snapshot       = false
   final_snapshot_identifier = "${local.identifier}-final"
 
+  # engine_version is the major only: AWS applies minor upgrades in the maintenance window and
+  # the provider reads them back as engine_version_actual, so no plan ever tries to downgrade.
   auto_minor_version_upgrade          = true
   iam_database_authentication_enabled = true
   enabled_cloudwatch_logs_exports     = ["postgresql", "upgrade"]

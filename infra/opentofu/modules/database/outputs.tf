@@ -27,3 +27,13 @@ output "kms_key_arn" {
   description = "ARN of the KMS key that encrypts the database and its credentials secret."
   value       = aws_kms_key.db.arn
 }
+
+output "predictions_secret_name" {
+  description = "Name of the Secrets Manager secret with the prediction store's connection (database `predictions` on the same instance)."
+  value       = aws_secretsmanager_secret.predictions.name
+}
+
+output "predictions_secret_arn" {
+  description = "ARN of the prediction store's Secrets Manager secret, read by External Secrets."
+  value       = aws_secretsmanager_secret.predictions.arn
+}

@@ -1,10 +1,10 @@
 variable "name" {
   type        = string
-  description = "Name prefix, `churn-<env>`; the instance is `<name>-mlflow`."
+  description = "Name prefix (name_prefix, for example churn-dev); the instance is `<name>-mlflow`."
 
   validation {
-    condition     = can(regex("^churn-(dev|staging|prod)$", var.name))
-    error_message = "name must be churn-dev, churn-staging or churn-prod."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "name must be 3-32 lowercase letters, digits or hyphens, starting with a letter (the name_prefix, e.g. churn-dev)."
   }
 }
 
@@ -30,11 +30,11 @@ variable "allowed_security_group_ids" {
 
 variable "engine_version" {
   type        = string
-  description = "PostgreSQL version, pinned to a minor release (for example 17.5)."
+  description = "PostgreSQL major version (for example 17); minor upgrades arrive in the maintenance window without a plan diff."
 
   validation {
-    condition     = can(regex("^[0-9]{2}\\.[0-9]+$", var.engine_version))
-    error_message = "engine_version must be MAJOR.MINOR, for example 17.5."
+    condition     = can(regex("^[0-9]{2}$", var.engine_version))
+    error_message = "engine_version must be a major version only, for example 17: a pinned minor would be downgraded by the next plan after AWS upgrades it."
   }
 }
 

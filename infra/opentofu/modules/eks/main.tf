@@ -4,11 +4,30 @@ data "aws_partition" "current" {}
 
 data "aws_region" "current" {}
 
+# Whoever runs `tofu apply` gets an explicit, removable access entry (see access_config).
+data "aws_iam_session_context" "current" {
+  arn = data.aws_caller_identity.current.arn
+}
+
 locals {
   # All five control-plane log types (CIS EKS 2.1.1).
   log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
   account   = data.aws_caller_identity.current.account_id
   partition = data.aws_partition.current.partition
+
+  admin_principal_arns = toset(concat(
+    var.admin_principal_arns,
+    var.grant_caller_admin ? [data.aws_iam_session_context.current.issuer_arn] : [],
+  ))
+
+  # The Auto Scaling service-linked role launches the managed node group's instances, so it
+  # must be able to use the key of their root volumes (created in envs/shared).
+  autoscaling_role_arn = "arn:${local.partition}:iam::${local.account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+
+  # vpc-cni enforces NetworkPolicies through its eBPF agent only when asked to.
+  addon_configuration = {
+    "vpc-cni" = jsonencode({ enableNetworkPolicy = "true" })
+  }
 }
 
 ################################################################################
@@ -118,9 +137,10 @@ resource "aws_eks_cluster" "this" {
     }
   }
 
+  # No hidden, unremovable creator entry: admins are the access entries below, the caller included.
   access_config {
     authentication_mode                         = "API"
-    bootstrap_cluster_creator_admin_permissions = true
+    bootstrap_cluster_creator_admin_permissions = false
   }
 
   upgrade_policy {
@@ -136,7 +156,7 @@ resource "aws_eks_cluster" "this" {
 }
 
 resource "aws_eks_access_entry" "admin" {
-  for_each = toset(var.admin_principal_arns)
+  for_each = local.admin_principal_arns
 
   cluster_name  = aws_eks_cluster.this.name
   principal_arn = each.value
@@ -145,7 +165,7 @@ resource "aws_eks_access_entry" "admin" {
 }
 
 resource "aws_eks_access_policy_association" "admin" {
-  for_each = toset(var.admin_principal_arns)
+  for_each = local.admin_principal_arns
 
   cluster_name  = aws_eks_cluster.this.name
   principal_arn = each.value
@@ -164,6 +184,54 @@ resource "aws_iam_openid_connect_provider" "cluster" {
   client_id_list = ["sts.amazonaws.com"]
 
   tags = var.tags
+}
+
+################################################################################
+# KMS key for the nodes' root volumes
+################################################################################
+
+resource "aws_kms_key" "node_volumes" {
+  description             = "${var.name} node root volumes"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = 30
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministers"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${local.partition}:iam::${local.account}:root" }
+        Action    = "kms:*"
+        # In a key policy "*" means this key.
+        Resource = "*"
+      },
+      # EC2 Auto Scaling's documented key policy for encrypted volumes: without it the node
+      # group ends CREATE_FAILED (Client.InternalError) after about 20 minutes.
+      {
+        Sid       = "AutoScalingUsesTheKey"
+        Effect    = "Allow"
+        Principal = { AWS = local.autoscaling_role_arn }
+        Action    = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+        Resource  = "*"
+      },
+      {
+        Sid       = "AutoScalingGrantsToEbs"
+        Effect    = "Allow"
+        Principal = { AWS = local.autoscaling_role_arn }
+        Action    = "kms:CreateGrant"
+        Resource  = "*"
+        Condition = { Bool = { "kms:GrantIsForAWSResource" = "true" } }
+      },
+    ]
+  })
+
+  tags = var.tags
+}
+
+resource "aws_kms_alias" "node_volumes" {
+  name          = "alias/${var.name}-node-volumes"
+  target_key_id = aws_kms_key.node_volumes.key_id
 }
 
 ################################################################################
@@ -218,7 +286,7 @@ resource "aws_launch_template" "node" {
       volume_size           = var.node_disk_size_gib
       volume_type           = "gp3"
       encrypted             = true
-      kms_key_id            = aws_kms_key.cluster.arn
+      kms_key_id            = aws_kms_key.node_volumes.arn
       delete_on_termination = true
     }
   }
@@ -279,6 +347,7 @@ resource "aws_eks_addon" "before_nodes" {
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = each.value
   addon_version               = var.addon_versions[each.value]
+  configuration_values        = lookup(local.addon_configuration, each.value, null)
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
 

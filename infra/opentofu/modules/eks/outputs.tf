@@ -34,6 +34,11 @@ output "oidc_issuer" {
 }
 
 output "kms_key_arn" {
-  description = "ARN of the KMS key that encrypts Kubernetes Secrets, node volumes and control-plane logs."
+  description = "ARN of the KMS key that encrypts Kubernetes Secrets and control-plane logs."
   value       = aws_kms_key.cluster.arn
+}
+
+output "node_volumes_kms_key_arn" {
+  description = "ARN of the KMS key that encrypts the nodes' root volumes (usable by the Auto Scaling service-linked role)."
+  value       = aws_kms_key.node_volumes.arn
 }

@@ -1,10 +1,10 @@
 variable "name" {
   type        = string
-  description = "Cluster name, `churn-<env>`."
+  description = "Cluster name, the environment's name_prefix (for example churn-dev)."
 
   validation {
-    condition     = can(regex("^churn-(dev|staging|prod)$", var.name))
-    error_message = "name must be churn-dev, churn-staging or churn-prod."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "name must be 3-32 lowercase letters, digits or hyphens, starting with a letter (the name_prefix, e.g. churn-dev)."
   }
 }
 
@@ -46,13 +46,19 @@ variable "public_access_cidrs" {
 
 variable "admin_principal_arns" {
   type        = list(string)
-  description = "IAM principals granted cluster admin through access entries (the role that runs tofu apply is added by EKS itself)."
+  description = "IAM roles or users granted cluster admin through access entries (break-glass, platform team); the caller is added by grant_caller_admin."
   default     = []
 
   validation {
-    condition     = alltrue([for a in var.admin_principal_arns : can(regex("^arn:aws:iam::[0-9]{12}:(role|user)/", a))])
+    condition     = alltrue([for a in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/", a))])
     error_message = "admin_principal_arns must be IAM role or user ARNs."
   }
+}
+
+variable "grant_caller_admin" {
+  type        = bool
+  description = "Give the principal that runs `tofu apply` an admin access entry, so it can install Argo CD; an entry like any other, removable later."
+  default     = true
 }
 
 variable "node_instance_types" {

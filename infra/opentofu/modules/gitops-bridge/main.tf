@@ -71,6 +71,11 @@ resource "helm_release" "root" {
     }) }
     applications = {
       (local.root.metadata.name) = merge(local.root.spec, {
+        # The fork and revision this cluster follows, whatever the file in Git names.
+        source = merge(local.root.spec.source, {
+          repoURL        = var.cluster_annotations["gitops_repo_url"]
+          targetRevision = var.cluster_annotations["gitops_repo_revision"]
+        })
         namespace             = local.root.metadata.namespace
         finalizers            = try(local.root.metadata.finalizers, [])
         additionalAnnotations = try(local.root.metadata.annotations, {})

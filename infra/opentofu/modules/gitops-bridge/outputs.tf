@@ -12,3 +12,8 @@ output "root_application" {
   description = "Name and synced path of the root Application."
   value       = { name = local.root.metadata.name, path = local.root.spec.source.path }
 }
+
+output "cluster_annotations" {
+  description = "The annotations written on the cluster Secret."
+  value       = kubernetes_secret_v1.cluster.metadata[0].annotations
+}

@@ -10,11 +10,11 @@ variable "environment" {
 
 variable "cluster_name" {
   type        = string
-  description = "Name of the EKS cluster, `churn-<environment>`; Argo CD shows it as the cluster's name."
+  description = "Name of the EKS cluster (the environment's name_prefix); Argo CD shows it as the cluster's name."
 
   validation {
-    condition     = can(regex("^churn-(dev|staging|prod)$", var.cluster_name))
-    error_message = "cluster_name must be churn-dev, churn-staging or churn-prod."
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,99}$", var.cluster_name))
+    error_message = "cluster_name must be an EKS cluster name."
   }
 }
 
@@ -70,7 +70,12 @@ variable "project_files" {
 
 variable "cluster_annotations" {
   type        = map(string)
-  description = "Annotations of the cluster Secret: role ARNs, bucket names and other facts the ApplicationSets template into Helm values."
+  description = "Annotations of the cluster Secret: role ARNs, bucket names and other facts the ApplicationSets template into Helm values (gitops_repo_url and gitops_repo_revision also point the root Application)."
+
+  validation {
+    condition     = alltrue([for k in ["gitops_repo_url", "gitops_repo_revision"] : contains(keys(var.cluster_annotations), k)])
+    error_message = "cluster_annotations must carry gitops_repo_url and gitops_repo_revision."
+  }
 }
 
 variable "cluster_labels" {

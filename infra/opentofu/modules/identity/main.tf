@@ -5,7 +5,7 @@ data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
 locals {
-  prefix    = "churn-${var.environment}"
+  prefix    = var.name_prefix
   account   = data.aws_caller_identity.current.account_id
   partition = data.aws_partition.current.partition
   region    = data.aws_region.current.region
@@ -19,6 +19,7 @@ locals {
     "argo-workflows-server"        = { namespace = "argo", policy = data.aws_iam_policy_document.argo_workflows_server.json }
     "aws-load-balancer-controller" = { namespace = "kube-system", policy = data.aws_iam_policy_document.aws_load_balancer_controller.json }
     "external-secrets"             = { namespace = "external-secrets", policy = data.aws_iam_policy_document.external_secrets.json }
+    "cluster-autoscaler"           = { namespace = "kube-system", policy = data.aws_iam_policy_document.cluster_autoscaler.json }
   }
 }
 
@@ -177,27 +178,50 @@ data "aws_iam_policy_document" "external_secrets" {
   }
 }
 
-################################################################################
-# GitHub Actions role (OIDC): push images; in staging and prod also copy promoted models
-################################################################################
+# Cluster Autoscaler: it reads every group and template, and changes only the Auto Scaling
+# groups EKS tagged as this cluster's (k8s.io/cluster-autoscaler/<cluster>=owned).
+data "aws_iam_policy_document" "cluster_autoscaler" {
+  statement {
+    sid = "Discover"
+    actions = [
+      "autoscaling:DescribeAutoScalingGroups",
+      "autoscaling:DescribeAutoScalingInstances",
+      "autoscaling:DescribeLaunchConfigurations",
+      "autoscaling:DescribeScalingActivities",
+      "autoscaling:DescribeTags",
+      "ec2:DescribeImages",
+      "ec2:DescribeInstanceTypes",
+      "ec2:DescribeLaunchTemplateVersions",
+      "ec2:GetInstanceTypesFromInstanceRequirements",
+      "eks:DescribeNodegroup",
+    ]
+    resources = ["*"]
+  }
 
-resource "aws_iam_openid_connect_provider" "github" {
-  count = var.create_github_oidc_provider ? 1 : 0
+  statement {
+    sid       = "ScaleThisClustersGroups"
+    actions   = ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]
+    resources = ["*"]
 
-  url            = "https://${local.github}"
-  client_id_list = ["sts.amazonaws.com"]
-
-  tags = var.tags
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/k8s.io/cluster-autoscaler/${var.cluster_name}"
+      values   = ["owned"]
+    }
+  }
 }
 
-data "aws_iam_openid_connect_provider" "github" {
-  count = var.create_github_oidc_provider ? 0 : 1
+################################################################################
+# GitHub Actions role (OIDC): dev's pushes images; staging's and prod's copy promoted models
+################################################################################
 
+# The provider is account-wide: envs/shared creates it, every environment's role trusts it.
+data "aws_iam_openid_connect_provider" "github" {
   url = "https://${local.github}"
 }
 
 locals {
-  github_provider_arn = var.create_github_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : data.aws_iam_openid_connect_provider.github[0].arn
+  github_provider_arn = data.aws_iam_openid_connect_provider.github.arn
 }
 
 data "aws_iam_policy_document" "github_assume" {
@@ -215,16 +239,20 @@ data "aws_iam_policy_document" "github_assume" {
       values   = ["sts.amazonaws.com"]
     }
 
-    # Only this repository's pushes to the release branch: no forks, no pull requests.
+    # Only jobs of this repository that run in this environment's GitHub environment (whose
+    # protection rules pick the branches and reviewers): no forks, no pull requests, and no
+    # workflow on main can borrow another environment's role.
     condition {
       test     = "StringEquals"
       variable = "${local.github}:sub"
-      values   = ["repo:${var.github_repository}:ref:refs/heads/${var.github_branch}"]
+      values   = ["repo:${var.github_repository}:environment:${var.github_environment}"]
     }
   }
 }
 
 data "aws_iam_policy_document" "github_push" {
+  count = var.github_can_push_images ? 1 : 0
+
   statement {
     sid       = "Login"
     actions   = ["ecr:GetAuthorizationToken"]
@@ -284,17 +312,20 @@ data "aws_iam_policy_document" "github_copy_models" {
 
 resource "aws_iam_role" "github_actions" {
   name                 = "${local.prefix}-github-actions"
-  description          = "GitHub Actions in ${var.github_repository}@${var.github_branch}: push images to ECR"
+  description          = "GitHub Actions in ${var.github_repository}, environment ${var.github_environment}"
   assume_role_policy   = data.aws_iam_policy_document.github_assume.json
   max_session_duration = 3600
 
   tags = var.tags
 }
 
+# Images are built once, in dev's environment, and move on by digest.
 resource "aws_iam_role_policy" "github_actions" {
+  count = var.github_can_push_images ? 1 : 0
+
   name   = "ecr-push"
   role   = aws_iam_role.github_actions.id
-  policy = data.aws_iam_policy_document.github_push.json
+  policy = data.aws_iam_policy_document.github_push[0].json
 }
 
 resource "aws_iam_role_policy" "github_actions_models" {

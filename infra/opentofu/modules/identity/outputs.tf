@@ -1,5 +1,5 @@
 output "workload_role_arns" {
-  description = "IRSA role ARN by service account name (churn-api, churn-workflows, mlflow, argo-workflows-server, aws-load-balancer-controller, external-secrets)."
+  description = "IRSA role ARN by service account name (churn-api, churn-workflows, mlflow, argo-workflows-server, aws-load-balancer-controller, external-secrets, cluster-autoscaler)."
   value       = { for k, r in aws_iam_role.workload : k => r.arn }
 }
 
@@ -9,6 +9,6 @@ output "workload_service_accounts" {
 }
 
 output "github_actions_role_arn" {
-  description = "ARN of the role GitHub Actions assumes to push images."
+  description = "ARN of the role GitHub Actions jobs in this environment's GitHub environment assume."
   value       = aws_iam_role.github_actions.arn
 }

@@ -1,10 +1,20 @@
-variable "environment" {
+variable "name_prefix" {
   type        = string
-  description = "Environment: dev, staging or prod. Roles are named churn-<environment>-<service account>."
+  description = "Prefix of every name, for example churn-dev. Roles are named <name_prefix>-<service account>."
 
   validation {
-    condition     = contains(["dev", "staging", "prod"], var.environment)
-    error_message = "environment must be dev, staging or prod."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-32 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "cluster_name" {
+  type        = string
+  description = "Name of the EKS cluster; the Cluster Autoscaler may only resize the Auto Scaling groups tagged as this cluster's."
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,99}$", var.cluster_name))
+    error_message = "cluster_name must be an EKS cluster name."
   }
 }
 
@@ -84,15 +94,20 @@ variable "github_repository" {
   }
 }
 
-variable "github_branch" {
+variable "github_environment" {
   type        = string
-  description = "Branch whose workflow runs may assume the CI role (pushes to it build and push images)."
-  default     = "main"
+  description = "GitHub environment whose jobs may assume the CI role (token subject repo:<repo>:environment:<this>); its protection rules choose branches and reviewers."
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9._/-]+$", var.github_branch))
-    error_message = "github_branch must be a branch name, without wildcards."
+    condition     = can(regex("^[A-Za-z0-9._-]+$", var.github_environment))
+    error_message = "github_environment must be an environment name, without wildcards."
   }
+}
+
+variable "github_can_push_images" {
+  type        = bool
+  description = "Let the CI role push to ECR. True for dev only: images are built once and promoted by digest."
+  default     = false
 }
 
 variable "model_source_bucket_arn" {
@@ -101,15 +116,9 @@ variable "model_source_bucket_arn" {
   default     = null
 
   validation {
-    condition     = var.model_source_bucket_arn == null || can(regex("^arn:aws[a-z-]*:s3:::churn-(dev|staging)-models$", var.model_source_bucket_arn))
-    error_message = "model_source_bucket_arn must be null or the ARN of churn-dev-models or churn-staging-models."
+    condition     = var.model_source_bucket_arn == null || can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]*-models$", var.model_source_bucket_arn))
+    error_message = "model_source_bucket_arn must be null or the ARN of another environment's <name_prefix>-models bucket."
   }
-}
-
-variable "create_github_oidc_provider" {
-  type        = bool
-  description = "Create the account's GitHub OIDC provider. It exists once per account: true in the first environment applied, false in the others."
-  default     = false
 }
 
 variable "tags" {

@@ -3,8 +3,8 @@ variable "name" {
   description = "Name prefix for every resource, `churn-<env>`."
 
   validation {
-    condition     = can(regex("^churn-(dev|staging|prod)$", var.name))
-    error_message = "name must be churn-dev, churn-staging or churn-prod."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "name must be 3-32 lowercase letters, digits or hyphens, starting with a letter (the name_prefix, e.g. churn-dev)."
   }
 }
 

@@ -5,7 +5,7 @@ data "aws_partition" "current" {}
 locals {
   # The four buckets of the platform; the names are a contract with the manifests.
   purposes = ["data", "models", "mlflow-artifacts", "argo-artifacts"]
-  buckets  = { for p in local.purposes : p => "churn-${var.environment}-${p}" }
+  buckets  = { for p in local.purposes : p => "${var.name_prefix}-${p}" }
 }
 
 ################################################################################
@@ -13,7 +13,7 @@ locals {
 ################################################################################
 
 resource "aws_kms_key" "buckets" {
-  description             = "churn-${var.environment} S3 buckets"
+  description             = "${var.name_prefix} S3 buckets"
   enable_key_rotation     = true
   deletion_window_in_days = 30
   policy = jsonencode({
@@ -34,7 +34,7 @@ resource "aws_kms_key" "buckets" {
 }
 
 resource "aws_kms_alias" "buckets" {
-  name          = "alias/churn-${var.environment}-s3"
+  name          = "alias/${var.name_prefix}-s3"
   target_key_id = aws_kms_key.buckets.key_id
 }
 

@@ -1,10 +1,10 @@
-variable "environment" {
+variable "name_prefix" {
   type        = string
-  description = "Environment: dev, staging or prod. Buckets are named churn-<environment>-<purpose>."
+  description = "Prefix of every name, for example churn-dev. Buckets are named <name_prefix>-<purpose>; S3 names are global, so a fork picks its own prefix."
 
   validation {
-    condition     = contains(["dev", "staging", "prod"], var.environment)
-    error_message = "environment must be dev, staging or prod."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-32 lowercase letters, digits or hyphens, starting with a letter."
   }
 }
 

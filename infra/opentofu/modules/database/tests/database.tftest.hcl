@@ -32,7 +32,7 @@ variables {
   vpc_id                     = "vpc-0123456789abcdef0"
   subnet_ids                 = ["subnet-a", "subnet-b", "subnet-c"]
   allowed_security_group_ids = ["sg-0123456789abcdef0"]
-  engine_version             = "17.5"
+  engine_version             = "17"
   instance_class             = "db.t4g.micro"
 }
 
@@ -55,16 +55,21 @@ run "private_encrypted_backed_up_with_managed_credentials" {
   }
 
   assert {
+    condition     = aws_secretsmanager_secret.predictions.name == "churn-dev/predictions/postgres"
+    error_message = "The prediction store's secret must be <name>/predictions/postgres."
+  }
+
+  assert {
     condition     = aws_db_parameter_group.this.family == "postgres17"
     error_message = "The parameter group family must follow the engine's major version."
   }
 }
 
-run "rejects_a_major_only_version" {
+run "rejects_a_pinned_minor_version" {
   command = plan
 
   variables {
-    engine_version = "17"
+    engine_version = "17.5"
   }
 
   expect_failures = [var.engine_version]

@@ -13,6 +13,8 @@ variables {
   project_files             = ["tests/fixtures/platform.yaml"]
   cluster_annotations = {
     churn_api_iam_role_arn = "arn:aws:iam::111122223333:role/churn-staging-churn-api"
+    gitops_repo_url        = "https://github.com/example-fork/churn-platform.git"
+    gitops_repo_revision   = "main"
   }
 }
 
@@ -73,4 +75,13 @@ run "refuses_a_root_application_for_another_environment" {
   }
 
   expect_failures = [helm_release.root]
+}
+
+run "the_root_follows_the_fork_the_annotations_name" {
+  command = plan
+
+  assert {
+    condition     = strcontains(helm_release.root.values[0], "https://github.com/example-fork/churn-platform.git")
+    error_message = "The root Application must sync from gitops_repo_url, not the URL written in the file."
+  }
 }

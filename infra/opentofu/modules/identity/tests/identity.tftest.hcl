@@ -34,7 +34,8 @@ mock_provider "aws" {
 }
 
 variables {
-  environment       = "dev"
+  name_prefix       = "churn-dev"
+  cluster_name      = "churn-dev"
   oidc_provider_arn = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE"
   oidc_issuer       = "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE"
   bucket_arns = {
@@ -48,6 +49,7 @@ variables {
   database_secret_arn  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!db-example"
   database_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000002"
   github_repository    = "example-org/churn-platform"
+  github_environment   = "dev"
 }
 
 run "one_role_per_service_account_named_by_the_contract" {
@@ -57,6 +59,7 @@ run "one_role_per_service_account_named_by_the_contract" {
     condition = toset(values(aws_iam_role.workload)[*].name) == toset([
       "churn-dev-churn-api", "churn-dev-churn-workflows", "churn-dev-mlflow",
       "churn-dev-argo-workflows-server", "churn-dev-aws-load-balancer-controller", "churn-dev-external-secrets",
+      "churn-dev-cluster-autoscaler",
     ])
     error_message = "Workload roles must be churn-<env>-<service account>."
   }
@@ -67,8 +70,21 @@ run "one_role_per_service_account_named_by_the_contract" {
   }
 
   assert {
-    condition     = length(aws_iam_openid_connect_provider.github) == 0
-    error_message = "The GitHub OIDC provider is created only when asked for."
+    condition     = length(aws_iam_role_policy.github_actions) == 0
+    error_message = "Only the environment that builds images may push to ECR."
+  }
+}
+
+run "dev_pushes_images" {
+  command = plan
+
+  variables {
+    github_can_push_images = true
+  }
+
+  assert {
+    condition     = length(aws_iam_role_policy.github_actions) == 1
+    error_message = "The image-building environment's role must be able to push to ECR."
   }
 }
 

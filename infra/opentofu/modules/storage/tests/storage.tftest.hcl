@@ -20,7 +20,7 @@ mock_provider "aws" {
 }
 
 variables {
-  environment = "dev"
+  name_prefix = "churn-dev"
 }
 
 run "four_buckets_named_by_the_contract" {
@@ -30,7 +30,7 @@ run "four_buckets_named_by_the_contract" {
     condition = toset(values(aws_s3_bucket.this)[*].bucket) == toset([
       "churn-dev-data", "churn-dev-models", "churn-dev-mlflow-artifacts", "churn-dev-argo-artifacts",
     ])
-    error_message = "Bucket names must be churn-<env>-{data,models,mlflow-artifacts,argo-artifacts}."
+    error_message = "Bucket names must be <name_prefix>-{data,models,mlflow-artifacts,argo-artifacts}."
   }
 
   assert {
@@ -54,12 +54,25 @@ run "four_buckets_named_by_the_contract" {
   }
 }
 
-run "rejects_an_unknown_environment" {
+run "a_fork_picks_its_own_global_names" {
   command = plan
 
   variables {
-    environment = "qa"
+    name_prefix = "acme-churn-dev"
   }
 
-  expect_failures = [var.environment]
+  assert {
+    condition     = aws_s3_bucket.this["models"].bucket == "acme-churn-dev-models"
+    error_message = "Bucket names must follow name_prefix, not a fixed churn-<env>."
+  }
+}
+
+run "rejects_a_prefix_s3_cannot_take" {
+  command = plan
+
+  variables {
+    name_prefix = "Churn_Dev"
+  }
+
+  expect_failures = [var.name_prefix]
 }
