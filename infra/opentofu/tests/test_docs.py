@@ -19,12 +19,15 @@ def test_module_readme_tables_in_sync(module: str) -> None:
 
 
 def test_readme_states_bootstrap_costs_and_destroy() -> None:
-    """infra/opentofu/README.md covers the first boot, costs with dated prices and destroy."""
+    """infra/opentofu/README.md covers the first boot, costs with dated prices, the sandbox
+    apply, disaster recovery and destroy."""
     text = (INFRA / "README.md").read_text(encoding="utf-8")
     for heading in (
         "## First boot",
         "### Reaching the private API endpoint",
         "## Cost",
+        "## Sandbox apply",
+        "## Disaster recovery",
         "## Destroy",
     ):
         assert heading in text, f"README.md lacks {heading}"

@@ -1,0 +1,120 @@
+"""The sandbox apply workflow: run by hand, behind an environment, always cleaned up.
+
+It is the one workflow, with the kind e2e, that changes infrastructure, and it does so in a
+throwaway account only. Its steps call infra/opentofu/scripts/sandbox.py, whose logic is
+tested in infra/opentofu/tests/test_sandbox.py; here the wiring is checked: trigger,
+protection, credentials, order, and that the destroy steps run whatever happened before.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "sandbox-apply.yaml"
+SCRIPT = ROOT / "infra" / "opentofu" / "scripts" / "sandbox.py"
+
+
+def _workflow() -> dict[str, Any]:
+    data = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    data["on"] = data.pop(True, data.get("on"))
+    return dict(data)
+
+
+def _job() -> dict[str, Any]:
+    (job,) = _workflow()["jobs"].values()
+    return dict(job)
+
+
+def _named(step_name: str) -> dict[str, Any]:
+    return next(s for s in _job()["steps"] if s.get("name") == step_name)
+
+
+def _order(*names: str) -> list[int]:
+    steps = [s.get("name") for s in _job()["steps"]]
+    return [steps.index(n) for n in names]
+
+
+def test_it_runs_by_hand_only() -> None:
+    assert _workflow()["on"] == {"workflow_dispatch": None}
+
+
+def test_it_runs_behind_the_sandbox_environment_with_oidc_only() -> None:
+    job = _job()
+    assert job["environment"] == "sandbox", "the environment's reviewers approve each run"
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    assert _workflow()["permissions"] == {}
+    credentials = next(
+        s for s in job["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws")
+    )
+    assert credentials["with"]["role-to-assume"] == "${{ vars.SANDBOX_ROLE_ARN }}"
+    assert "aws-access-key-id" not in credentials["with"], "no long-lived keys"
+    assert int(credentials["with"]["role-duration-seconds"]) >= job["timeout-minutes"] * 60
+
+
+def test_apply_check_then_destroy_in_that_order() -> None:
+    apply_shared, apply_dev, wait, predict, teardown, destroy_dev, destroy_shared = _order(
+        "Apply envs/shared",
+        "Apply envs/dev",
+        "Wait until every Argo CD Application is Synced and Healthy",
+        "One prediction through an ALB",
+        "Delete what the cluster made in AWS (load balancers, volumes)",
+        "Destroy envs/dev",
+        "Destroy envs/shared",
+    )
+    assert apply_shared < apply_dev < wait < predict < teardown < destroy_dev < destroy_shared
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Delete what the cluster made in AWS (load balancers, volumes)",
+        "Destroy envs/dev",
+        "Destroy envs/shared",
+    ],
+)
+def test_cleanup_runs_also_after_a_failure_or_a_cancel(name: str) -> None:
+    condition = str(_named(name).get("if", ""))
+    assert condition.startswith("always()"), f"{name}: must run whatever happened before"
+
+
+@pytest.mark.parametrize(
+    ("name", "action", "root"),
+    [
+        ("Apply envs/shared", "apply", "shared"),
+        ("Apply envs/dev", "apply", "dev"),
+        ("Destroy envs/dev", "destroy", "dev"),
+        ("Destroy envs/shared", "destroy", "shared"),
+    ],
+)
+def test_tofu_steps_go_through_the_tested_script(name: str, action: str, root: str) -> None:
+    run = " ".join(str(_named(name)["run"]).split())
+    assert run.startswith('python3 "$SANDBOX" tofu ')
+    assert f"--action {action} --root {root}" in run
+    assert "tofu apply" not in run, "apply and destroy arguments are built in sandbox.py"
+
+
+def test_every_script_subcommand_the_workflow_calls_exists() -> None:
+    text = WORKFLOW.read_text(encoding="utf-8")
+    called = set(re.findall(r'python3 "\$SANDBOX" ([a-z-]+)', text))
+    assert called == {"runner-cidr", "region", "tofu", "wait-argocd", "predict", "teardown"}
+    usage = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for command in called:
+        assert command in usage, f"sandbox.py has no {command} subcommand"
+    assert _job()["env"]["SANDBOX"] == str(SCRIPT.relative_to(ROOT))
+
+
+def test_the_runner_is_the_only_address_let_in() -> None:
+    where = _named("The runner's address and dev's region")
+    assert "runner-cidr" in where["run"]
+    for name in ("Apply envs/dev", "One prediction through an ALB"):
+        assert _named(name)["env"]["RUNNER_CIDR"] == "${{ steps.where.outputs.cidr }}"

@@ -1,0 +1,454 @@
+"""The sandbox apply's steps that are plain code (.github/workflows/sandbox-apply.yaml).
+
+The workflow applies envs/shared and envs/dev into a throwaway AWS account, waits for Argo CD,
+sends one prediction through an ALB and destroys everything. What it runs:
+
+    sandbox.py runner-cidr < checkip-output            the runner's egress address as a /32
+    sandbox.py region                                  dev's region, from its terraform.tfvars
+    sandbox.py tofu --action apply|destroy --root shared|dev ...   init and apply/destroy one root
+    sandbox.py wait-argocd --timeout 1800              every Application Synced and Healthy
+    sandbox.py predict --cidr 203.0.113.7/32           one prediction through a temporary ALB
+    sandbox.py teardown                                what Argo CD made in AWS goes before destroy
+
+kubectl, tofu and HTTP are reached through small seams (`Kubectl`, `run`, `post_json`) so the
+logic is tested here against fakes (infra/opentofu/tests/test_sandbox.py). Every wait polls a
+condition until a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PREDICTION_RECORD",
+    "SandboxError",
+    "TofuSettings",
+    "alb_hostname",
+    "main",
+    "runner_cidr",
+    "sandbox_ingress",
+    "teardown",
+    "tofu_commands",
+    "unready_applications",
+    "wait_for",
+]
+
+INFRA = Path(__file__).resolve().parents[1]
+ROOTS = ("shared", "dev")
+INGRESS_NAME = "churn-api-sandbox"
+# One customer, the contract's features (services/churn-api/README.md).
+PREDICTION_RECORD: dict[str, Any] = {
+    "tenure": 5,
+    "monthly_charges": 70.5,
+    "contract_type": "month-to-month",
+    "support_tickets": 2,
+    "internet_service": "fiber-optic",
+    "payment_method": "electronic-check",
+    "paperless_billing": True,
+    "senior_citizen": False,
+    "customer_id": "sandbox-check",
+}
+
+Kubectl = Callable[[Sequence[str], str | None], str]
+PostJson = Callable[[str, dict[str, Any], dict[str, str]], tuple[int, dict[str, Any]]]
+
+
+class SandboxError(RuntimeError):
+    """A step could not finish; the message says which and why."""
+
+
+# ----------------------------------------------------------------------------- addresses
+
+
+def runner_cidr(text: str) -> str:
+    """The /32 of the IPv4 address in `text` (checkip's answer), or a SandboxError."""
+    candidate = text.strip()
+    try:
+        address = ipaddress.IPv4Address(candidate)
+    except ValueError:
+        raise SandboxError(f"not an IPv4 address: {candidate[:60]!r}") from None
+    if not address.is_global:
+        raise SandboxError(f"{address} is not a public address: the API would not see it")
+    return f"{address}/32"
+
+
+def _tfvar(env: str, name: str) -> str:
+    """One top-level string of envs/<env>/terraform.tfvars (stdlib only: the workflow runs
+    this before any dependency is installed)."""
+    text = (INFRA / "envs" / env / "terraform.tfvars").read_text(encoding="utf-8")
+    match = re.search(rf'^{re.escape(name)}\s*=\s*"([^"]*)"', text, re.M)
+    if match is None:
+        raise SandboxError(f"envs/{env}/terraform.tfvars sets no {name}")
+    return match.group(1)
+
+
+def dev_region() -> str:
+    """dev's region, as its terraform.tfvars sets it."""
+    return _tfvar("dev", "region")
+
+
+def environment_prefixes() -> set[str]:
+    """The name prefixes the real environments use; the sandbox must not take one."""
+    return {_tfvar(env, "name_prefix") for env in ("dev", "staging", "prod")}
+
+
+# ----------------------------------------------------------------------------- tofu
+
+
+@dataclass(frozen=True)
+class TofuSettings:
+    """What makes the sandbox apply differ from dev's: its account, state and names."""
+
+    account_id: str
+    state_bucket: str
+    name_prefix: str
+    runner_cidr: str
+    github_repository: str
+
+    def __post_init__(self) -> None:
+        if not (self.account_id.isdigit() and len(self.account_id) == 12):
+            raise SandboxError(f"account id must be 12 digits, not {self.account_id!r}")
+        if not self.state_bucket or "/" in self.state_bucket:
+            raise SandboxError(f"state bucket must be a bucket name, not {self.state_bucket!r}")
+        if not self.name_prefix or self.name_prefix in environment_prefixes():
+            raise SandboxError(
+                f"name prefix {self.name_prefix!r} must be the sandbox's own (S3 names are global)"
+            )
+        runner_cidr(self.runner_cidr.removesuffix("/32"))
+        if self.github_repository.count("/") != 1:
+            raise SandboxError(f"repository must be owner/name, not {self.github_repository!r}")
+
+
+def tofu_commands(action: str, root: str, settings: TofuSettings) -> list[list[str]]:
+    """`tofu init` and `tofu apply|destroy` for one root of the sandbox, as argv lists."""
+    if action not in ("apply", "destroy"):
+        raise SandboxError(f"action must be apply or destroy, not {action!r}")
+    if root not in ROOTS:
+        raise SandboxError(f"root must be one of {ROOTS}, not {root!r}")
+    chdir = f"-chdir={INFRA / 'envs' / root}"
+    init = [
+        "tofu",
+        chdir,
+        "init",
+        "-input=false",
+        "-reconfigure",
+        f"-backend-config=bucket={settings.state_bucket}",
+        f"-backend-config=key=sandbox/{root}/terraform.tfstate",
+    ]
+    variables = ["-var", f"account_id={settings.account_id}"]
+    if root == "dev":
+        variables += [
+            "-var",
+            f"name_prefix={settings.name_prefix}",
+            "-var",
+            f"public_access_cidrs=[{json.dumps(settings.runner_cidr)}]",
+            "-var",
+            f"github_repository={settings.github_repository}",
+            "-var",
+            "github_environment=sandbox",
+        ]
+    # A run that replaces a cancelled one waits for the cancelled run's destroy to let go.
+    change = ["tofu", chdir, action, "-input=false", "-auto-approve", "-lock-timeout=30m"]
+    change += variables
+    return [init, change]
+
+
+def run(argv: Sequence[str]) -> None:
+    """Run one command, streaming its output; a failure stops the step."""
+    print("+", " ".join(argv), flush=True)
+    result = subprocess.run(list(argv), check=False)  # noqa: S603 - argv built by tofu_commands
+    if result.returncode != 0:
+        raise SandboxError(f"{argv[0]} {argv[2]} exited {result.returncode}")
+
+
+# ----------------------------------------------------------------------------- waiting
+
+
+def wait_for(
+    condition: Callable[[], str | None],
+    *,
+    timeout: float,
+    interval: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Poll `condition` (None when met, else what is still missing) until the deadline."""
+    deadline = clock() + timeout
+    while True:
+        missing = condition()
+        if missing is None:
+            return
+        if clock() >= deadline:
+            raise SandboxError(f"gave up after {timeout:.0f}s: {missing}")
+        print(f"waiting: {missing}", flush=True)
+        sleep(interval)
+
+
+def unready_applications(listing: dict[str, Any]) -> list[str]:
+    """`name (sync/health)` of every Application not Synced and Healthy in a
+    `kubectl get applications -o json` listing."""
+    pending = []
+    for app in listing.get("items", []):
+        status = app.get("status") or {}
+        sync = (status.get("sync") or {}).get("status", "Unknown")
+        health = (status.get("health") or {}).get("status", "Unknown")
+        if (sync, health) != ("Synced", "Healthy"):
+            pending.append(f"{app['metadata']['name']} ({sync}/{health})")
+    return sorted(pending)
+
+
+def argocd_condition(kubectl: Kubectl, minimum: int) -> Callable[[], str | None]:
+    """Met when at least `minimum` Applications exist and all are Synced and Healthy (the
+    ApplicationSets generate theirs over time, so a count guards against an early yes)."""
+
+    def condition() -> str | None:
+        listing = json.loads(kubectl(["-n", "argocd", "get", "applications", "-o", "json"], None))
+        count = len(listing.get("items", []))
+        pending = unready_applications(listing)
+        if pending:
+            return f"{len(pending)} of {count} Applications not ready: {', '.join(pending)}"
+        if count < minimum:
+            return f"{count} Applications, expected at least {minimum}"
+        return None
+
+    return condition
+
+
+# ----------------------------------------------------------------------------- the prediction
+
+
+def sandbox_ingress(cidr: str, namespace: str = "churn") -> dict[str, Any]:
+    """A temporary internet-facing Ingress in front of churn-api, open to `cidr` only."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": INGRESS_NAME,
+            "namespace": namespace,
+            "annotations": {
+                "alb.ingress.kubernetes.io/scheme": "internet-facing",
+                "alb.ingress.kubernetes.io/target-type": "ip",
+                "alb.ingress.kubernetes.io/healthcheck-path": "/readyz",
+                "alb.ingress.kubernetes.io/inbound-cidrs": cidr,
+                "alb.ingress.kubernetes.io/listen-ports": '[{"HTTP": 80}]',
+            },
+        },
+        "spec": {
+            "ingressClassName": "alb",
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {
+                                    "service": {"name": "churn-api", "port": {"number": 8000}}
+                                },
+                            }
+                        ]
+                    }
+                }
+            ],
+        },
+    }
+
+
+def alb_hostname(ingress: dict[str, Any]) -> str | None:
+    """The load balancer's host name once the controller has written it."""
+    entries = ((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    for entry in entries:
+        if entry.get("hostname"):
+            return str(entry["hostname"])
+    return None
+
+
+def post_json(
+    url: str, body: dict[str, Any], headers: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """POST a JSON body; (status, decoded body), status 0 when nothing answered."""
+    if not url.startswith("http://"):
+        raise SandboxError(f"only the ALB's http:// URL is posted to, not {url[:60]!r}")
+    request = urllib.request.Request(  # noqa: S310 - http:// only, checked above
+        url,
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json", **headers},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http only
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}
+    except (urllib.error.URLError, OSError, ValueError):
+        return 0, {}
+
+
+def predict_through_alb(
+    kubectl: Kubectl,
+    cidr: str,
+    *,
+    timeout: float,
+    interval: float,
+    post: PostJson = post_json,
+    api_key: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Put the temporary Ingress up, wait for its ALB, send one prediction, take it down."""
+    kubectl(["apply", "-f", "-"], json.dumps(sandbox_ingress(cidr)))
+    try:
+        hostname: list[str] = []
+
+        def has_hostname() -> str | None:
+            ingress = json.loads(
+                kubectl(["-n", "churn", "get", "ingress", INGRESS_NAME, "-o", "json"], None)
+            )
+            found = alb_hostname(ingress)
+            if found is None:
+                return "the load balancer controller has not created the ALB yet"
+            hostname[:] = [found]
+            return None
+
+        wait_for(has_hostname, timeout=timeout, interval=interval, clock=clock, sleep=sleep)
+        url = f"http://{hostname[0]}/v1/predict"
+        headers = {"x-api-key": api_key} if api_key else {}
+        answer: dict[str, Any] = {}
+
+        def predicted() -> str | None:
+            status, body = post(url, PREDICTION_RECORD, headers)
+            if status != 200:
+                return f"POST {url} answered {status or 'nothing'}"
+            if not isinstance(body.get("probability"), float | int):
+                return f"POST {url} answered 200 without a probability: {body}"
+            answer.update(body)
+            return None
+
+        wait_for(predicted, timeout=timeout, interval=interval, clock=clock, sleep=sleep)
+        return answer
+    finally:
+        kubectl(["-n", "churn", "delete", "ingress", INGRESS_NAME, "--ignore-not-found"], None)
+
+
+# ----------------------------------------------------------------------------- teardown
+
+
+def teardown(
+    kubectl: Kubectl,
+    *,
+    timeout: float,
+    interval: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Delete what the cluster created in AWS outside OpenTofu's state before `tofu destroy`:
+    the root Application (its finalizer prunes every app, and with them their load balancers)
+    and every PersistentVolumeClaim (their EBS volumes), then wait until no PersistentVolume
+    is left, so nothing is orphaned when the cluster goes."""
+    kubectl(
+        ["-n", "argocd", "delete", "application", "root", "--ignore-not-found", "--wait=false"],
+        None,
+    )
+    kubectl(["delete", "persistentvolumeclaims", "--all", "--all-namespaces", "--wait=false"], None)
+
+    def volumes_gone() -> str | None:
+        listing = json.loads(kubectl(["get", "persistentvolumes", "-o", "json"], None))
+        names = sorted(v["metadata"]["name"] for v in listing.get("items", []))
+        return f"{len(names)} volumes left: {', '.join(names)}" if names else None
+
+    wait_for(volumes_gone, timeout=timeout, interval=interval, clock=clock, sleep=sleep)
+
+
+def kubectl_cli(args: Sequence[str], stdin: str | None) -> str:
+    """The real kubectl: its stdout, or a SandboxError naming the command."""
+    result = subprocess.run(  # noqa: S603 - our own arguments
+        ["kubectl", *args],  # noqa: S607 - kubectl from PATH, as the workflow installs it
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SandboxError(f"kubectl {' '.join(args)}: {result.stderr.strip()[:500]}")
+    return result.stdout
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a SandboxError prints one line and exits 2."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("runner-cidr", help="stdin: the runner's IPv4; prints <ip>/32")
+    commands.add_parser("region", help="prints dev's region")
+    tofu = commands.add_parser("tofu", help="init and apply or destroy one root")
+    tofu.add_argument("--action", required=True, choices=["apply", "destroy"])
+    tofu.add_argument("--root", required=True, choices=ROOTS)
+    for name in ("account-id", "state-bucket", "name-prefix", "runner-cidr", "github-repository"):
+        tofu.add_argument(f"--{name}", required=True)
+    wait = commands.add_parser("wait-argocd", help="until every Application is Synced+Healthy")
+    wait.add_argument("--timeout", type=float, default=1800)
+    wait.add_argument("--interval", type=float, default=20)
+    wait.add_argument("--minimum", type=int, default=10, help="Applications that must exist")
+    predict = commands.add_parser("predict", help="one prediction through a temporary ALB")
+    predict.add_argument("--cidr", required=True, help="who may reach the ALB (the runner)")
+    predict.add_argument("--timeout", type=float, default=900)
+    predict.add_argument("--interval", type=float, default=15)
+    down = commands.add_parser("teardown", help="delete what Argo CD made in AWS, then wait")
+    down.add_argument("--timeout", type=float, default=900)
+    down.add_argument("--interval", type=float, default=15)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "runner-cidr":
+            print(runner_cidr(sys.stdin.read()))
+        elif args.command == "region":
+            print(dev_region())
+        elif args.command == "tofu":
+            settings = TofuSettings(
+                account_id=args.account_id,
+                state_bucket=args.state_bucket,
+                name_prefix=args.name_prefix,
+                runner_cidr=args.runner_cidr,
+                github_repository=args.github_repository,
+            )
+            for command in tofu_commands(args.action, args.root, settings):
+                run(command)
+        elif args.command == "wait-argocd":
+            condition = argocd_condition(kubectl_cli, args.minimum)
+            wait_for(condition, timeout=args.timeout, interval=args.interval)
+            print("every Application is Synced and Healthy")
+        elif args.command == "teardown":
+            teardown(kubectl_cli, timeout=args.timeout, interval=args.interval)
+            print("no PersistentVolume left; the root Application is deleted")
+        else:
+            cidr = runner_cidr(args.cidr.removesuffix("/32"))
+            answer = predict_through_alb(
+                kubectl_cli,
+                cidr,
+                timeout=args.timeout,
+                interval=args.interval,
+                api_key=os.environ.get("CHURN_API_KEY"),
+            )
+            print(f"prediction through the ALB: {json.dumps(answer, sort_keys=True)}")
+    except SandboxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
