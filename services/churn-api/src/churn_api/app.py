@@ -42,9 +42,11 @@ from churn_api.feedback import feedback_handlers
 from churn_api.logs import configure_logging, log_event
 from churn_api.metrics import Metrics
 from churn_api.model import Model, load_model
+from churn_api.model_info import ModelInfo
 from churn_api.routes import ROUTES, ServiceState, route_handlers
 from churn_api.schemas import ErrorDetail
 from churn_api.settings import Settings, load_settings
+from churn_api.shadow import Shadow, ShadowMetrics
 from churn_api.storage import ModelLoadError
 
 __all__ = ["AUTH_EXEMPT", "app_from_env", "create_app"]
@@ -218,6 +220,8 @@ def create_app(
     state = ServiceState(settings=settings, metrics=Metrics())
     if capture is not None and capture.store_url is not None:
         state.capture = Capture(capture, CaptureMetrics(state.metrics.registry))
+    state.shadow = Shadow.from_settings(settings, ShadowMetrics(state.metrics.registry))
+    info = ModelInfo(state, state.shadow)
     if model is not None:
         _mark_ready(state, model, 0.0)
     tasks: set[asyncio.Task[None]] = set()
@@ -232,6 +236,11 @@ def create_app(
             task.add_done_callback(tasks.discard)
         if state.capture is not None:
             state.capture.start()
+        if not info.started:  # lineage and the shadow load beside the primary, not before it
+            info.started = True
+            side = asyncio.create_task(asyncio.to_thread(info.load))
+            tasks.add(side)
+            side.add_done_callback(tasks.discard)
 
     def stop() -> None:
         # The server has stopped accepting; whatever still asks must not be routed here.
@@ -249,6 +258,7 @@ def create_app(
             *feedback_handlers(
                 capture.store_url if capture else None, capture.customer_id_key if capture else None
             ),
+            *info.handlers(),
         ],
         on_startup=[start_loading],
         on_shutdown=[stop, stop_capture],
@@ -262,6 +272,7 @@ def create_app(
         },
     )
     app.state.service = state
+    app.state.model_info = info
     # Wrapping Litestar's outermost handler (not a middleware) so 404s and 405s,
     # which Litestar answers before any middleware runs, are authorised, timed and counted too.
     app.asgi_handler = _observe(app.asgi_handler, state)

@@ -35,6 +35,7 @@ from churn_api.schemas import (
     batch_request_type,
 )
 from churn_api.settings import Settings
+from churn_api.shadow import Shadow
 
 __all__ = [
     "ROUTES",
@@ -51,6 +52,7 @@ ROUTES: Final = frozenset(
         "/v1/predict",
         "/v1/predict/batch",
         "/v1/feedback",
+        "/v1/model",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -70,6 +72,8 @@ class ServiceState:
     metrics: Metrics
     model: Model | None = None
     capture: Capture | None = None
+    # The pinned challenger, scored after each response is sent; None when none is pinned.
+    shadow: Shadow | None = None
     # "loading" until the load ends, then None (ready), a refusal reason, or "shutting_down".
     reason: str | None = "loading"
 
@@ -229,6 +233,8 @@ def route_handlers(state: ServiceState) -> list[BaseRouteHandler]:  # noqa: PLR0
         if state.capture is not None:
             state.capture.predictions(model, [response], [record])
         await RawResponse(_encoder.encode(response))(scope, receive, send)
+        if (shadow := state.shadow) is not None:
+            shadow.observe_one(record, probability, churn)
 
     @asgi("/v1/predict/batch", copy_scope=False)
     async def predict_batch(scope: Scope, receive: Receive, send: Send) -> None:
@@ -271,6 +277,8 @@ def route_handlers(state: ServiceState) -> list[BaseRouteHandler]:  # noqa: PLR0
         await RawResponse(_encoder.encode(BatchResponse(predictions=predictions)))(
             scope, receive, send
         )
+        if (shadow := state.shadow) is not None:
+            shadow.observe(records, probabilities, threshold)
 
     return [predict, predict_batch, *_probe_handlers(state, document)]
 

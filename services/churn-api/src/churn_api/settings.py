@@ -41,6 +41,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     port: int = 8000
     workers: int = 1
     log_level: str = "INFO"
+    # The challenger scored beside the primary (overlays/<env>/shadow.yaml): all three or none.
+    shadow_model_uri: str | None = None
+    shadow_model_sha256: str | None = None
+    shadow_model_version: str | None = None
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -54,6 +58,26 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise SettingsError(f"{name}={value}: must be between {low} and {high}")
     return value
+
+
+def _shadow_pin(env: Mapping[str, str]) -> dict[str, str]:
+    names = ("SHADOW_MODEL_URI", "SHADOW_MODEL_SHA256", "SHADOW_MODEL_VERSION")
+    given = {name: env.get(name, "").strip() for name in names}
+    if not any(given.values()):
+        return {}
+    if not all(given.values()):
+        missing = ", ".join(name for name, value in given.items() if not value)
+        raise SettingsError(f"a shadow model needs all of {', '.join(names)}; missing {missing}")
+    uri, digest, version = given.values()
+    if not uri.startswith(_SCHEMES):
+        raise SettingsError(f"SHADOW_MODEL_URI={uri!r}: the scheme must be file:// or s3://")
+    if not _SHA256.fullmatch(digest):
+        raise SettingsError(f"SHADOW_MODEL_SHA256={digest!r}: must be 64 lower-case hex digits")
+    return {
+        "shadow_model_uri": uri,
+        "shadow_model_sha256": digest,
+        "shadow_model_version": version,
+    }
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -93,6 +117,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             raise SettingsError("MODEL_VERSION is required (the registry version)")
         values["model_version"] = version
 
+    def shadow() -> None:
+        values.update(_shadow_pin(env))
+
     def api_keys() -> None:
         keys = frozenset(k.strip() for k in env.get("CHURN_API_KEYS", "").split(",") if k.strip())
         values["api_keys"] = keys
@@ -111,7 +138,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             )
         values["log_level"] = level
 
-    for fn in (model_uri, model_sha256, model_version, api_keys, numbers, log_level):
+    for fn in (model_uri, model_sha256, model_version, shadow, api_keys, numbers, log_level):
         check(fn)
     if errors:
         raise SettingsError("invalid settings: " + "; ".join(errors))
