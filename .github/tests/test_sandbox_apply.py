@@ -54,7 +54,9 @@ def test_it_runs_behind_the_sandbox_environment_with_oidc_only() -> None:
     credentials = next(
         s for s in job["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws")
     )
-    assert credentials["with"]["role-to-assume"] == "${{ vars.SANDBOX_ROLE_ARN }}"
+    assert credentials["with"]["role-to-assume"] == (
+        "arn:aws:iam::${{ vars.SANDBOX_AWS_ACCOUNT_ID }}:role/churn-sandbox-github-actions"
+    )
     assert "aws-access-key-id" not in credentials["with"], "no long-lived keys"
     assert int(credentials["with"]["role-duration-seconds"]) >= job["timeout-minutes"] * 60
 

@@ -259,7 +259,7 @@ def test_bucket_names_in_manifests_exist() -> None:
 def test_images_come_from_the_registry_the_roots_create() -> None:
     """Image references use the account, region and repositories of the shared ECR."""
     problems = []
-    shared = load_hcl(INFRA / "envs" / "shared" / "terraform.tfvars")
+    shared = load_hcl(INFRA / "envs" / "shared" / "account.auto.tfvars")
     made = created("dev")
     for path, match in _found(REGISTRY):
         account, region, repository = match.groups()
