@@ -267,3 +267,23 @@ def _application_repository() -> str:
     sources = spec.get("sources") or [spec["source"]]
     url = next(s["repoURL"] for s in sources if "github.com" in s["repoURL"])
     return str(url).removeprefix("https://github.com/").removesuffix(".git")
+
+
+def test_the_rollouts_controller_reads_the_notifications_beside_the_rollout() -> None:
+    values = yaml.safe_load((ROOT / "platform/apps/argo-rollouts/values.yaml").read_text())
+    assert "--self-service-notification-enabled" in values["controller"].get("extraArgs", [])
+
+
+def test_the_churn_namespace_gets_the_alb_pod_readiness_gate(
+    overlays: dict[str, list[Doc]],
+) -> None:
+    ingress = _one(overlays["prod"], "Ingress")
+    assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/target-type"] == "ip"
+    namespaces = [
+        d
+        for d in yaml.safe_load_all((ROOT / "platform/argocd/namespaces.yaml").read_text())
+        if d and d["kind"] == "Namespace" and d["metadata"]["name"] == "churn"
+    ]
+    (namespace,) = namespaces
+    labels = namespace["metadata"]["labels"]
+    assert labels.get("elbv2.k8s.aws/pod-readiness-gate-inject") == "enabled"
