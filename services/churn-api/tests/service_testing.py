@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+from churn_api.contract import FEATURES, CustomerFeatures, feature_contract
 from churn_api.settings import Settings
 from litestar.testing import TestClient
 
@@ -26,6 +28,7 @@ __all__ = [
     "Server",
     "free_port",
     "make_settings",
+    "random_records",
     "start_server",
     "wait_for",
     "wait_loaded",
@@ -172,3 +175,25 @@ def start_server(env: dict[str, str], *, wait_ready: bool = True, timeout: float
             return server
         time.sleep(0.05)
     raise AssertionError(f"server not ready in {timeout}s:\n{server.stop()}")
+
+
+def random_records(n: int, seed: int) -> list[CustomerFeatures]:
+    """Records spread over the whole contract, its corners included."""
+    rng = np.random.default_rng(seed)
+    spec = feature_contract()
+    columns: dict[str, list[object]] = {}
+    for name in FEATURES:
+        info = spec[name]
+        if info["type"] == "category":
+            columns[name] = list(rng.choice(list(info["categories"]), size=n))  # type: ignore[call-overload]
+        elif info["type"] == "bool":
+            columns[name] = [bool(v) for v in rng.integers(0, 2, size=n)]
+        elif info["type"] == "int":
+            low, high = int(str(info["min"])), int(str(info["max"]))
+            columns[name] = [int(v) for v in rng.integers(low, high, size=n, endpoint=True)]
+        else:
+            low_f, high_f = float(str(info["min"])), float(str(info["max"]))
+            values = rng.uniform(low_f, high_f, size=n)
+            values[:10], values[10:20] = low_f, high_f
+            columns[name] = [float(v) for v in values]
+    return [CustomerFeatures(**{k: columns[k][i] for k in FEATURES}) for i in range(n)]

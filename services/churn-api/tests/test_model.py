@@ -13,16 +13,15 @@ from churn_api.contract import (
     CATEGORICAL_FEATURES,
     CONTRACT_METADATA_KEY,
     FEATURES,
-    CustomerFeatures,
     feature_contract,
     feature_contract_json,
 )
 from churn_api.fixture import fixture_onnx_bytes
-from churn_api.model import PARITY_TOLERANCE, Model, fit_linear, load_model, model_from_bytes
+from churn_api.linear import fit_linear
+from churn_api.model import Model, load_model, model_from_bytes
 from churn_api.storage import ModelLoadError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from onnx import TensorProto, helper
+from service_testing import random_records
 
 
 def sha(data: bytes) -> str:
@@ -36,28 +35,6 @@ def refused(data: bytes, reason: str, match: str | None = None) -> ModelLoadErro
     return raised.value
 
 
-def random_records(n: int, seed: int) -> list[CustomerFeatures]:
-    """Records spread over the whole contract, its corners included."""
-    rng = np.random.default_rng(seed)
-    spec = feature_contract()
-    columns: dict[str, list[object]] = {}
-    for name in FEATURES:
-        info = spec[name]
-        if info["type"] == "category":
-            columns[name] = list(rng.choice(list(info["categories"]), size=n))  # type: ignore[call-overload]
-        elif info["type"] == "bool":
-            columns[name] = [bool(v) for v in rng.integers(0, 2, size=n)]
-        elif info["type"] == "int":
-            low, high = int(str(info["min"])), int(str(info["max"]))
-            columns[name] = [int(v) for v in rng.integers(low, high, size=n, endpoint=True)]
-        else:
-            low_f, high_f = float(str(info["min"])), float(str(info["max"]))
-            values = rng.uniform(low_f, high_f, size=n)
-            values[:10], values[10:20] = low_f, high_f
-            columns[name] = [float(v) for v in values]
-    return [CustomerFeatures(**{k: columns[k][i] for k in FEATURES}) for i in range(n)]
-
-
 def test_the_fixture_model_loads(model: Model, model_sha256: str) -> None:
     assert model.version == "1"
     assert model.sha256 == model_sha256
@@ -66,38 +43,11 @@ def test_the_fixture_model_loads(model: Model, model_sha256: str) -> None:
     assert model.scorer == "linear"
 
 
-def test_fast_path_matches_onnx_runtime_on_many_rows(model: Model) -> None:
-    records = random_records(20_000, seed=11)
-    expected = model.onnx.probabilities(records)
-    assert model.linear is not None
-    batch = model.linear.probabilities(records)
-    single = np.array([model.linear.probability(r) for r in records])
-    assert np.max(np.abs(batch - expected)) <= PARITY_TOLERANCE
-    assert np.max(np.abs(single - expected)) <= PARITY_TOLERANCE
-    assert np.array_equal(model.probabilities(records), batch)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.builds(
-        CustomerFeatures,
-        tenure=st.integers(0, 120),
-        monthly_charges=st.floats(0.0, 1000.0),
-        support_tickets=st.integers(0, 100),
-    )
-)
-def test_fast_path_parity_holds_for_any_valid_record(
-    model: Model, record: CustomerFeatures
-) -> None:
-    expected = float(model.onnx.probabilities([record])[0])
-    assert abs(model.probability(record) - expected) <= PARITY_TOLERANCE
-
-
 def test_a_non_linear_model_runs_on_onnx_runtime() -> None:
     data = fixture_onnx_bytes(kind="tree")
     tree = model_from_bytes(data, sha(data), "2")
     assert tree.scorer == "onnxruntime"
-    assert fit_linear(tree.onnx) is None
+    assert fit_linear(tree.onnx.run_columns) is None
     records = random_records(500, seed=3)
     assert np.array_equal(tree.probabilities(records), tree.onnx.probabilities(records))
     assert len(set(tree.probabilities(records).tolist())) > 2  # a real tree, not a constant

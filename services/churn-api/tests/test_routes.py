@@ -181,9 +181,23 @@ def test_json_with_charset_is_accepted(client: TestClient[Any]) -> None:
 
 def test_unknown_route_and_method_are_json(client: TestClient[Any]) -> None:
     assert_client_error(client.get("/v2/predict"), 404, "$", "Not Found")
-    assert_client_error(client.get("/v1/predict"), 405, "$", "GET is not allowed; use POST")
-    assert_client_error(client.put("/v1/predict/batch"), 405, "$", "PUT is not allowed")
+    assert_client_error(client.get("/v1/predict"), 405, "$", "Method Not Allowed")
+    assert_client_error(client.put("/v1/predict/batch"), 405, "$", "Method Not Allowed")
     assert_client_error(client.post("/healthz"), 405, "$", "Method Not Allowed")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("GET", "/v1/predict", "POST"), ("PUT", "/v1/predict/batch", "POST"),
+     ("POST", "/healthz", "GET"), ("DELETE", "/metrics", "GET")],
+)  # fmt: skip
+def test_every_405_names_the_allowed_methods(
+    client: TestClient[Any], method: str, path: str, allowed: str
+) -> None:
+    # RFC 9110 section 15.5.6: a 405 must carry Allow.
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert allowed in {m.strip() for m in response.headers["allow"].split(",")}
 
 
 JSON_VALUES = st.recursive(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 import pytest
 from churn_api.settings import Settings, SettingsError, load_settings
@@ -85,3 +87,57 @@ def test_every_error_is_reported_at_once() -> None:
     message = str(raised.value)
     for name in ("MODEL_URI", "MODEL_SHA256", "MODEL_VERSION", "CHURN_API_LOG_LEVEL"):
         assert name in message
+
+
+def test_identity_and_quota_variables_are_read() -> None:
+    settings = load_settings(
+        {
+            **PIN,
+            "CHURN_API_JWKS_URL": "https://idp.example/jwks.json",
+            "CHURN_API_JWT_ISSUER": "https://idp.example/",
+            "CHURN_API_JWT_AUDIENCE": "churn-api",
+            "CHURN_API_JWT_ALGORITHMS": "RS256, PS256",
+            "CHURN_API_JWT_LEEWAY_SECONDS": "5",
+            "CHURN_API_AUTH_FILE": "/var/run/secrets/churn-api/credentials.json",
+            "CHURN_API_QUOTA": "100/minute",
+            "CHURN_API_REDIS_URL": "redis://redis:6379/0",
+            "CHURN_API_QUOTA_NAMESPACE": "prod",
+            "CHURN_API_MAX_IN_FLIGHT": "64",
+        }
+    )
+    assert settings.jwks_url == "https://idp.example/jwks.json"
+    assert (settings.jwt_issuer, settings.jwt_audience) == ("https://idp.example/", "churn-api")
+    assert settings.jwt_algorithms == frozenset({"RS256", "PS256"})
+    assert settings.jwt_leeway_seconds == 5
+    assert settings.auth_file == "/var/run/secrets/churn-api/credentials.json"
+    assert (settings.quota, settings.redis_url) == ("100/minute", "redis://redis:6379/0")
+    assert settings.quota_namespace == "prod"
+    assert settings.max_in_flight == 64
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHURN_API_QUOTA": "100"}, "CHURN_API_QUOTA='100': must be <count>/"),
+        ({"CHURN_API_QUOTA": "0/minute"}, "CHURN_API_QUOTA='0/minute'"),
+        ({"CHURN_API_QUOTA": "5/week"}, "CHURN_API_QUOTA='5/week'"),
+        ({"CHURN_API_REDIS_URL": "http://redis"}, "CHURN_API_REDIS_URL: must be a redis://"),
+        ({"CHURN_API_JWKS_URL": "https://x/jwks"}, "CHURN_API_JWT_ISSUER, CHURN_API_JWT_AUDIENCE"),
+        (
+            {
+                "CHURN_API_JWKS_URL": "file:///etc/jwks",
+                "CHURN_API_JWT_ISSUER": "i",
+                "CHURN_API_JWT_AUDIENCE": "a",
+            },
+            "must be an http(s) URL",
+        ),
+        ({"CHURN_API_JWT_ALGORITHMS": "RS256,HS256"}, "['HS256'] not allowed"),
+        ({"CHURN_API_JWT_ALGORITHMS": "none"}, "['none'] not allowed"),
+        ({"CHURN_API_MAX_IN_FLIGHT": "-1"}, "CHURN_API_MAX_IN_FLIGHT=-1"),
+    ],
+    ids=["no-period", "zero", "unknown-period", "redis-scheme", "partial-jwt", "jwks-scheme",
+         "hmac", "alg-none", "negative-in-flight"],
+)  # fmt: skip
+def test_identity_and_quota_mistakes_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings({**PIN, **env})

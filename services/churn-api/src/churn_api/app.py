@@ -7,34 +7,29 @@ the process running and unready for good, with the reason in ``/readyz``, in one
 log line and in ``churn_api_model_load_failures_total``. On shutdown readiness
 turns false before the server drains its in-flight requests.
 
-Every request, including unmatched paths, passes one ASGI layer wrapped around
-Litestar's handler: it checks the API key, times the request, counts it and
-writes one JSON log line.
+Every request, including unmatched paths, passes ``observe.observed`` (request
+id, overload guard, timing, counting, one JSON log line); the handlers are in
+``routes.py`` and reach the shared ``ServiceState`` through dependency injection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import time
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, Final
 
 from litestar import Litestar, MediaType, Request, Response
-from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException
-from litestar.types import (
-    ASGIApp,
-    HTTPResponseBodyEvent,
-    HTTPResponseStartEvent,
-    Message,
-    Receive,
-    Scope,
-    Send,
-)
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, TooManyRequestsException
+from litestar.middleware.base import DefineMiddleware
+from litestar.stores.base import Store
+from litestar.types import Guard
 
+from churn_api.auth import Authenticator, AuthMiddleware, env_credentials, require_scope
 from churn_api.capture import Capture, CaptureMetrics, CaptureSettings, load_capture_settings
 from churn_api.contract import CustomerFeatures
 from churn_api.errors import ApiError, error_body
@@ -43,16 +38,16 @@ from churn_api.logs import configure_logging, log_event
 from churn_api.metrics import Metrics
 from churn_api.model import Model, load_model
 from churn_api.model_info import ModelInfo
-from churn_api.routes import ROUTES, ServiceState, route_handlers
+from churn_api.observe import observed
+from churn_api.quotas import client_of, quota_middleware, quota_store
+from churn_api.routes import HANDLERS, PROBE_ROUTES, ServiceState
 from churn_api.schemas import ErrorDetail
 from churn_api.settings import Settings, load_settings
 from churn_api.shadow import Shadow, ShadowMetrics
 from churn_api.storage import ModelLoadError
 
-__all__ = ["AUTH_EXEMPT", "app_from_env", "create_app"]
+__all__ = ["app_from_env", "create_app"]
 
-AUTH_EXEMPT: Final = frozenset({"/healthz", "/readyz", "/metrics"})
-_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _WARM_UP: Final = CustomerFeatures(
     tenure=12,
     monthly_charges=70.0,
@@ -134,6 +129,23 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
     )
 
 
+def _throttled(request: Request[Any, Any, Any], exc: TooManyRequestsException) -> Response[bytes]:
+    # Litestar's limiter sends RateLimit-Reset (seconds to the window's end); RFC 9110 clients
+    # read Retry-After.
+    headers = dict(exc.headers or {})
+    headers["Retry-After"] = str(max(1, int(headers.get("RateLimit-Reset", "1"))))
+    client = client_of(request)
+    request.app.state.service.metrics.throttled.inc()
+    log_event(logger, logging.WARNING, "throttled", client=client, route=request.url.path)
+    detail = [ErrorDetail(path="$", reason=f"{client} is over its quota; retry later")]
+    return Response(
+        content=error_body(429, "too_many_requests", detail),
+        status_code=429,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
 def _server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     logger.exception("unhandled_error", extra={"fields": {"route": request.url.path}})
     detail = [ErrorDetail(path="$", reason="internal error")]
@@ -144,73 +156,21 @@ def _server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[b
     )
 
 
-def _authorized(scope: Scope, keys: frozenset[str]) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"x-api-key":
-            offered = value.decode("latin-1")
-            # compare_digest against every key: timing does not reveal which prefix matched.
-            return any([hmac.compare_digest(offered, key) for key in keys])  # noqa: C419
-    return False
-
-
-def _observe(app: ASGIApp, state: ServiceState) -> ASGIApp:
-    keys = state.settings.api_keys
-    metrics = state.metrics
-    unauthorized = error_body(
-        401, "unauthorized", [ErrorDetail(path="$", reason="missing or unknown X-API-Key header")]
-    )
-
-    async def observed(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        path = scope["path"]
-        route = path if path in ROUTES else "unmatched"
-        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-        status = 500
-
-        async def send_observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            if keys and route not in AUTH_EXEMPT and not _authorized(scope, keys):
-                start: HTTPResponseStartEvent = {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"www-authenticate", b"ApiKey"),
-                    ],
-                }
-                await send_observed(start)
-                body: HTTPResponseBodyEvent = {
-                    "type": "http.response.body",
-                    "body": unauthorized,
-                    "more_body": False,
-                }
-                await send_observed(body)
-            else:
-                await app(scope, receive, send_observed)
-        finally:
-            elapsed = time.perf_counter() - started
-            metrics.observe_request(route, method, status, elapsed)
-            model = state.model
-            log_event(
-                logger,
-                logging.INFO,
-                "request",
-                route=route,
-                method=method,
-                status=status,
-                latency_ms=round(elapsed * 1000, 3),
-                model_version=model.version if model else None,
-            )
-
-    return observed
+def _authenticator(settings: Settings) -> Authenticator | None:
+    """The authenticator for ``settings``; None when no credential is configured."""
+    jwt_values = None
+    if settings.jwks_url:
+        jwt_values = {
+            "jwks_url": settings.jwks_url,
+            "issuer": settings.jwt_issuer,
+            "audience": settings.jwt_audience,
+            "algorithms": sorted(settings.jwt_algorithms),
+            "leeway_seconds": settings.jwt_leeway_seconds,
+        }
+    base = env_credentials(settings.api_keys, jwt_values)
+    if not base.enabled and not settings.auth_file:
+        return None
+    return Authenticator(base, Path(settings.auth_file) if settings.auth_file else None)
 
 
 def create_app(
@@ -252,14 +212,33 @@ def create_app(
         if state.capture is not None:
             await state.capture.stop()
 
+    def service() -> ServiceState:
+        return state
+
+    middleware: list[DefineMiddleware] = []
+    guards: list[Guard] = []
+    stores: dict[str, Store] = {}
+    authenticator = _authenticator(settings)
+    if authenticator is not None:
+        middleware.append(AuthMiddleware.define(authenticator, PROBE_ROUTES))
+        guards.append(require_scope)
+    if settings.quota:
+        quota, store_name = quota_middleware(settings.quota, state.metrics, PROBE_ROUTES)
+        middleware.append(quota)
+        stores[store_name] = quota_store(settings.redis_url, settings.quota_namespace)
+
     app = Litestar(
         route_handlers=[
-            *route_handlers(state),
+            *HANDLERS,
             *feedback_handlers(
                 capture.store_url if capture else None, capture.customer_id_key if capture else None
             ),
             *info.handlers(),
         ],
+        dependencies={"service": Provide(service, use_cache=True, sync_to_thread=False)},
+        middleware=middleware,
+        guards=guards,
+        stores=stores,
         on_startup=[start_loading],
         on_shutdown=[stop, stop_capture],
         openapi_config=None,
@@ -267,15 +246,14 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         exception_handlers={
             ApiError: _api_error,
+            TooManyRequestsException: _throttled,
             HTTPException: _http_error,
             Exception: _server_error,
         },
     )
     app.state.service = state
     app.state.model_info = info
-    # Wrapping Litestar's outermost handler (not a middleware) so 404s and 405s,
-    # which Litestar answers before any middleware runs, are authorised, timed and counted too.
-    app.asgi_handler = _observe(app.asgi_handler, state)
+    app.asgi_handler = observed(app.asgi_handler, state)
     return app
 
 

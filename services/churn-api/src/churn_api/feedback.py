@@ -142,7 +142,7 @@ def feedback_handlers(
                 opened.append(candidate)
         return opened[0]
 
-    @post("/v1/feedback", status_code=202, include_in_schema=False)
+    @post("/v1/feedback", status_code=202, include_in_schema=False, opt={"scope": "feedback"})
     async def feedback(request: Request[Any, Any, Any]) -> Response[bytes]:
         """Record ground-truth outcomes; 202 with one result per record."""
         media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()

@@ -143,6 +143,22 @@ class Metrics:
             reason
         ) in LOAD_FAILURE_REASONS:  # every reason is a series from the start: rate() needs a 0
             self.model_load_failures.labels(reason)
+        self.shed = Counter(
+            "churn_api_shed_requests",
+            "Requests answered 503 at once because too many were in flight.",
+            registry=self.registry,
+        )
+        # No client label: token subjects are unbounded; the "throttled" log line names the client.
+        self.throttled = Counter(
+            "churn_api_throttled_requests",
+            "Requests answered 429 because their client was over its quota.",
+            registry=self.registry,
+        )
+        self.quota_store_errors = Counter(
+            "churn_api_quota_store_errors",
+            "Quota checks that could not reach the counter store (the request was let through).",
+            registry=self.registry,
+        )
         self._prediction_children: dict[tuple[str, bool], Counter] = {}
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 

@@ -8,17 +8,10 @@ Steps of ``load_model``:
 4. refuse it unless its feature contract (metadata ``churn.feature_contract``) and
    its inputs and output are exactly the ones ``contract.py`` describes;
 5. read the decision threshold (``churn.threshold``);
-6. look for a linear fast path (below) and warm both paths up.
+6. look for the linear fast path (``linear.py``) and warm both paths up.
 
-The fast path. A logistic-regression pipeline over one-hot categories and
-affinely scaled numbers has a logit that is a sum: an intercept, one weight per
-category value, one slope per number. When the artifact is such a model those
-weights can be recovered from it through ONNX Runtime itself (a weighted least
-squares fit of its logits on seeded probe rows) and applied in plain Python,
-which is about 20 times faster than a Runtime call for one row. The fast path is
-used only when, on a second seeded set of rows spanning the whole contract, it
-agrees with ONNX Runtime to ``PARITY_TOLERANCE``; any other model (trees, an
-interaction, a nonlinear transform) fails that check and runs on ONNX Runtime.
+A model the fast path cannot reproduce exactly (trees, interactions) is scored
+by ONNX Runtime alone.
 """
 
 from __future__ import annotations
@@ -28,7 +21,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Final
 
@@ -45,12 +38,11 @@ from churn_api.contract import (
     CustomerFeatures,
     feature_contract,
 )
+from churn_api.linear import LinearScorer, fit_linear
 from churn_api.storage import ModelLoadError, fetch
 
 __all__ = [
-    "PARITY_TOLERANCE",
     "THRESHOLD_METADATA_KEY",
-    "LinearScorer",
     "Model",
     "OnnxScorer",
     "load_model",
@@ -58,30 +50,7 @@ __all__ = [
 ]
 
 THRESHOLD_METADATA_KEY: Final = "churn.threshold"
-PARITY_TOLERANCE: Final = 1e-6
-_PROBE_ROWS: Final = 4096
-_CHECK_ROWS: Final = 4096
 _FloatArray = npt.NDArray[np.float64]
-
-
-def _ranges() -> dict[str, tuple[float, float]]:
-    spec = feature_contract()
-    out: dict[str, tuple[float, float]] = {}
-    for name in NUMERIC_FEATURES:
-        info = spec[name]
-        if info["type"] == "bool":
-            out[name] = (0.0, 1.0)
-        else:
-            low, high = info["min"], info["max"]
-            assert isinstance(low, int | float)
-            assert isinstance(high, int | float)
-            out[name] = (float(low), float(high))
-    return out
-
-
-def _categories() -> dict[str, tuple[str, ...]]:
-    spec = feature_contract()
-    return {name: tuple(map(str, spec[name]["categories"])) for name in CATEGORICAL_FEATURES}  # type: ignore[call-overload]
 
 
 class OnnxScorer:
@@ -107,111 +76,6 @@ class OnnxScorer:
             column = np.fromiter(map(self._getters[name], records), dtype=np.float32, count=n)
             columns[name] = column.reshape(n, 1)
         return self.run_columns(columns)
-
-
-@dataclass(frozen=True)
-class LinearScorer:
-    """A logistic model as plain numbers: ``sigmoid(intercept + Σ weights)``."""
-
-    intercept: float
-    category_weights: dict[str, dict[object, float]]
-    slopes: dict[str, float]
-    _getters: dict[str, attrgetter[object]] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_getters", {name: attrgetter(name) for name in FEATURES})
-
-    def probability(self, record: CustomerFeatures) -> float:
-        """Score one record without numpy: a few dict look-ups and one exp."""
-        z = self.intercept
-        for name, table in self.category_weights.items():
-            z += table[getattr(record, name)]
-        for name, slope in self.slopes.items():
-            z += slope * getattr(record, name)
-        # The two branches keep exp() from overflowing for a very negative or positive z.
-        if z >= 0:
-            return 1.0 / (1.0 + math.exp(-z))
-        e = math.exp(z)
-        return e / (1.0 + e)
-
-    def probabilities(self, records: Sequence[CustomerFeatures]) -> _FloatArray:
-        """Score records column by column with numpy."""
-        n = len(records)
-        z = np.full(n, self.intercept, dtype=np.float64)
-        for name, table in self.category_weights.items():
-            z += np.fromiter(
-                map(table.__getitem__, map(self._getters[name], records)), np.float64, n
-            )
-        for name, slope in self.slopes.items():
-            z += slope * np.fromiter(map(self._getters[name], records), np.float64, n)
-        return _sigmoid(z)
-
-
-def _sigmoid(z: _FloatArray) -> _FloatArray:
-    return np.exp(-np.logaddexp(0.0, -z))
-
-
-def _random_columns(rng: np.random.Generator, n: int) -> dict[str, npt.NDArray[np.generic]]:
-    """``n`` rows spread over the whole contract, extremes included."""
-    columns: dict[str, npt.NDArray[np.generic]] = {}
-    for name, categories in _categories().items():
-        columns[name] = rng.choice(np.array(categories, dtype=object), size=(n, 1))
-    spec = feature_contract()
-    for name, (low, high) in _ranges().items():
-        if spec[name]["type"] == "float":
-            values = rng.uniform(low, high, size=n)
-        else:
-            values = rng.integers(int(low), int(high), size=n, endpoint=True).astype(np.float64)
-        values[: n // 50] = low  # the corners of the contract are where a fit goes wrong
-        values[n // 50 : n // 25] = high
-        rng.shuffle(values)
-        columns[name] = values.astype(np.float32).reshape(n, 1)
-    return columns
-
-
-def _design(columns: dict[str, npt.NDArray[np.generic]]) -> _FloatArray:
-    """Intercept, one indicator per non-first category, then the numbers."""
-    n = len(next(iter(columns.values())))
-    blocks: list[_FloatArray] = [np.ones((n, 1))]
-    for name, categories in _categories().items():
-        values = columns[name][:, 0]
-        blocks.extend((values == c).astype(np.float64).reshape(n, 1) for c in categories[1:])
-    blocks.extend(columns[name].astype(np.float64).reshape(n, 1) for name in NUMERIC_FEATURES)
-    return np.hstack(blocks)
-
-
-def fit_linear(onnx: OnnxScorer, seed: int = 0) -> LinearScorer | None:
-    """Recover a logistic model's weights through ``onnx``; None unless parity holds."""
-    rng = np.random.default_rng(seed)
-    probe = _random_columns(rng, _PROBE_ROWS)
-    p = onnx.run_columns(probe)
-    usable = (p > 1e-6) & (p < 1 - 1e-6)
-    design = _design(probe)
-    # Saturated rows say nothing about the logit; a fit needs many rows per weight.
-    if usable.sum() < 20 * design.shape[1]:
-        return None
-    p, design = p[usable], design[usable]
-    # Weight each row by dp/dz = p(1-p): the fit then minimises the error in
-    # probability, and rows whose float32 probability carries little logit
-    # information count little.
-    weight = p * (1 - p)
-    logit = np.log(p) - np.log1p(-p)
-    coef, *_ = np.linalg.lstsq(design * weight[:, None], logit * weight, rcond=None)
-    position = 1
-    category_weights: dict[str, dict[object, float]] = {}
-    for name, categories in _categories().items():
-        table: dict[object, float] = {categories[0]: 0.0}
-        for c in categories[1:]:
-            table[c] = float(coef[position])
-            position += 1
-        category_weights[name] = table
-    slopes = {name: float(coef[position + i]) for i, name in enumerate(NUMERIC_FEATURES)}
-    candidate = LinearScorer(float(coef[0]), category_weights, slopes)
-    check = _random_columns(np.random.default_rng(seed + 1), _CHECK_ROWS)
-    z = _design(check) @ coef
-    if float(np.max(np.abs(_sigmoid(z) - onnx.run_columns(check)))) > PARITY_TOLERANCE:
-        return None
-    return candidate
 
 
 @dataclass(frozen=True)
@@ -328,7 +192,7 @@ def model_from_bytes(data: bytes, sha256: str, version: str, *, fast_path: bool 
     threshold = _threshold(metadata)
     onnx = OnnxScorer(session)
     try:
-        linear = fit_linear(onnx) if fast_path else None
+        linear = fit_linear(onnx.run_columns) if fast_path else None
     except Exception as exc:  # a graph that loads but cannot score contract rows
         raise ModelLoadError(
             "invalid_model", f"the model cannot score contract rows: {exc}"

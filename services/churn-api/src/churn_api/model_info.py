@@ -20,13 +20,13 @@ import threading
 from typing import Any
 
 import msgspec
-from litestar import get
+from litestar import MediaType, Response, get
 from litestar.handlers import HTTPRouteHandler
 
 from churn_api.contract import feature_contract
 from churn_api.errors import ApiError
 from churn_api.logs import log_event
-from churn_api.routes import RawResponse, ServiceState
+from churn_api.routes import ServiceState
 from churn_api.schemas import ErrorDetail
 from churn_api.shadow import Shadow
 from churn_api.storage import ModelLoadError, fetch
@@ -133,8 +133,8 @@ class ModelInfo:
         """The route: ``GET /v1/model``."""
 
         @get("/v1/model", sync_to_thread=False)
-        def model_route() -> RawResponse:
+        def model_route() -> Response[bytes]:
             """The serving model, its contract and lineage, and the shadow when one is pinned."""
-            return RawResponse(_encoder.encode(self.describe()))
+            return Response(content=_encoder.encode(self.describe()), media_type=MediaType.JSON)
 
         return [model_route]

@@ -18,6 +18,7 @@ __all__ = ["LOG_LEVELS", "Settings", "SettingsError", "load_settings"]
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
 _SCHEMES: Final = ("file://", "s3://")
+_QUOTA: Final = re.compile(r"[1-9][0-9]{0,8}/(second|minute|hour|day)")
 
 
 class SettingsError(ValueError):
@@ -45,6 +46,18 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     shadow_model_uri: str | None = None
     shadow_model_sha256: str | None = None
     shadow_model_version: str | None = None
+    max_in_flight: int = 256
+    # Identity (auth.py): a credentials file (mounted Secret) and/or one JWT issuer.
+    auth_file: str = ""
+    jwks_url: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_algorithms: frozenset[str] = frozenset({"RS256", "ES256"})
+    jwt_leeway_seconds: int = 30
+    # Quotas (quotas.py): requests per client per period; Redis shares the counts.
+    quota: str = ""
+    redis_url: str = ""
+    quota_namespace: str = "churn-api-quota"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -78,6 +91,50 @@ def _shadow_pin(env: Mapping[str, str]) -> dict[str, str]:
         "shadow_model_sha256": digest,
         "shadow_model_version": version,
     }
+
+
+def _identity(env: Mapping[str, str]) -> dict[str, object]:
+    """The JWT and credentials-file settings (auth.py)."""
+    values: dict[str, object] = {}
+    names = ("CHURN_API_JWKS_URL", "CHURN_API_JWT_ISSUER", "CHURN_API_JWT_AUDIENCE")
+    jwt_values = [env.get(name, "").strip() for name in names]
+    if any(jwt_values) and not all(jwt_values):
+        missing = [n for n, v in zip(names, jwt_values, strict=True) if not v]
+        raise SettingsError(f"{', '.join(missing)} must be set with the other JWT settings")
+    values["jwks_url"], values["jwt_issuer"], values["jwt_audience"] = jwt_values
+    if jwt_values[0] and not jwt_values[0].startswith(("https://", "http://")):
+        raise SettingsError(f"CHURN_API_JWKS_URL={jwt_values[0]!r}: must be an http(s) URL")
+    raw = env.get("CHURN_API_JWT_ALGORITHMS", "").strip()
+    if raw:
+        algorithms = frozenset(a.strip() for a in raw.split(",") if a.strip())
+        symmetric = sorted(a for a in algorithms if a.startswith("HS") or a == "none")
+        if symmetric:
+            raise SettingsError(
+                f"CHURN_API_JWT_ALGORITHMS: {symmetric} not allowed (asymmetric ones only)"
+            )
+        values["jwt_algorithms"] = algorithms
+    values["jwt_leeway_seconds"] = _int(env, "CHURN_API_JWT_LEEWAY_SECONDS", 30, 0, 600)
+    values["auth_file"] = env.get("CHURN_API_AUTH_FILE", "").strip()
+    return values
+
+
+def _quota(env: Mapping[str, str]) -> dict[str, object]:
+    """The per-client quota and where its counters live (quotas.py)."""
+    values: dict[str, object] = {}
+    raw = env.get("CHURN_API_QUOTA", "").strip()
+    if raw and not _QUOTA.fullmatch(raw):
+        raise SettingsError(
+            f"CHURN_API_QUOTA={raw!r}: must be <count>/<second|minute|hour|day>, e.g. 100/minute"
+        )
+    values["quota"] = raw
+    url = env.get("CHURN_API_REDIS_URL", "").strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("CHURN_API_REDIS_URL: must be a redis://, rediss:// or unix:// URL")
+    values["redis_url"] = url
+    values["quota_namespace"] = (
+        env.get("CHURN_API_QUOTA_NAMESPACE", "").strip() or "churn-api-quota"
+    )
+    return values
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -129,6 +186,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         values["max_body_bytes"] = _int(env, "CHURN_API_MAX_BODY_BYTES", 1_048_576, 1024, 1 << 28)
         values["port"] = _int(env, "CHURN_API_PORT", 8000, 1, 65535)
         values["workers"] = _int(env, "CHURN_API_WORKERS", 1, 1, 64)
+        values["max_in_flight"] = _int(env, "CHURN_API_MAX_IN_FLIGHT", 256, 0, 1_000_000)
 
     def log_level() -> None:
         level = env.get("CHURN_API_LOG_LEVEL", "INFO").strip().upper() or "INFO"
@@ -138,7 +196,17 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             )
         values["log_level"] = level
 
-    for fn in (model_uri, model_sha256, model_version, shadow, api_keys, numbers, log_level):
+    for fn in (
+        model_uri,
+        model_sha256,
+        model_version,
+        shadow,
+        api_keys,
+        numbers,
+        log_level,
+        lambda: values.update(_identity(env)),
+        lambda: values.update(_quota(env)),
+    ):
         check(fn)
     if errors:
         raise SettingsError("invalid settings: " + "; ".join(errors))
