@@ -5,7 +5,7 @@ one Application per cluster Secret, their templates filled by the cluster genera
 template parameters (`.metadata.labels.*`, `.metadata.annotations.*`, `.server`, `.name`).
 Here the cluster Secret is the fixture `fixtures/cluster-secrets/<env>.yaml` (the keys OpenTofu
 writes, with example values), templates are filled with the subset of Go templates this
-repository uses (`{{.a.b}}` and `{{index .a "b"}}`; a missing key is an error, as
+repository uses (`{{.a.b}}`, `{{index .a "b"}}` and raw strings; a missing key is an error, as
 `missingkey=error` makes it), and a Git source renders with the real `kubectl kustomize`,
 with the Application's own `kustomize.patches` applied as Argo CD applies them.
 """
@@ -43,8 +43,10 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).with_name("fixtures") / "cluster-secrets"
 WAVE = "argocd.argoproj.io/sync-wave"
-# `{{ .a.b }}` or `{{ index .a.b "key" }}`, with optional trim markers.
-_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
+# `{{ .a.b }}`, `{{ index .a.b "key" }}` or a raw string `{{`{{kept}}`}}` (how a template
+# writes braces another tool reads), with optional trim markers.
+_ACTION = re.compile(r"\{\{-?\s*(`[^`]*`|.*?)\s*-?\}\}")
+_RAW = re.compile(r"^`([^`]*)`$")
 _FIELD = re.compile(r"^\.([A-Za-z0-9_.]+)$")
 _INDEX = re.compile(r'^index\s+\.([A-Za-z0-9_.]+)\s+"([^"]+)"$')
 
@@ -104,6 +106,9 @@ def fill(value: Any, params: dict[str, Any]) -> Any:
         return value
 
     def one(match: re.Match[str]) -> str:
+        raw = _RAW.match(match.group(1))
+        if raw:
+            return raw.group(1)
         path, key = _action_keys(match.group(1))
         node = _lookup(params, path)
         if key is not None:
@@ -126,6 +131,8 @@ def template_keys(value: Any) -> Iterator[str]:
             yield from template_keys(v)
     elif isinstance(value, str):
         for match in _ACTION.finditer(value):
+            if _RAW.match(match.group(1)):
+                continue
             path, key = _action_keys(match.group(1))
             yield path if key is None else f"{path}.{key}"
 

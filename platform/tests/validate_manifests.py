@@ -42,6 +42,10 @@ import yaml
 from kubernetes_validate import utils as kv_utils
 from referencing import Registry, Resource
 
+# The shared model of what Argo CD generates (argocd_tree.py beside this file).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import argocd_tree
+
 __all__ = [
     "Finding",
     "Report",
@@ -390,18 +394,26 @@ class Validator:
                 self._rendered[directory] = docs
         return self._rendered[directory]
 
+    def render_patched(
+        self, directory: Path, patches: list[dict[str, Any]], file: str, field_: str
+    ) -> list[dict[str, Any]] | None:
+        """The kustomization at ``directory`` with an Application's kustomize patches."""
+        if not patches:
+            return self.render(directory)
+        try:
+            return argocd_tree.kustomize(directory, patches)
+        except AssertionError as exc:
+            self.add(file, field_, f"kustomize build with the Application's patches failed: {exc}")
+            return None
+
     # ------------------------------------------------------------------ Argo CD sources
     def _substitute(self, value: Any, env: str) -> Any:
-        if isinstance(value, dict):
-            return {k: self._substitute(v, env) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._substitute(v, env) for v in value]
-        if isinstance(value, str):
-            # The cluster generator's parameters, Go-template and fasttemplate spellings.
-            params = {"metadata.labels.environment": env, "server": IN_CLUSTER, "name": env}
-            for key, replacement in params.items():
-                value = re.sub(r"\{\{-?\s*\.?" + re.escape(key) + r"\s*-?\}\}", replacement, value)
-        return value
+        # The cluster generator's parameters for the environment's cluster Secret (labels,
+        # annotations, server, name), from platform/tests/fixtures/cluster-secrets/<env>.yaml.
+        try:
+            return argocd_tree.fill(value, argocd_tree.cluster_params(env))
+        except (argocd_tree.TemplateError, FileNotFoundError) as exc:
+            return {"__template_error__": str(exc)}
 
     def _sources(self, doc: dict[str, Any], env: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield (field path, source) of an Application or an ApplicationSet's template."""
@@ -423,7 +435,7 @@ class Validator:
 
     def follow(
         self, doc: dict[str, Any], origin: Path, env: str, seen: set[Path]
-    ) -> list[tuple[Path, str, str]]:
+    ) -> list[tuple[Path, str, str, list[dict[str, Any]]]]:
         """Check one Application/ApplicationSet; return (Git path, file, field) it syncs."""
         file = self.index.locate(doc, origin, ["spec"])
         spec = doc.get("spec") or {}
@@ -439,12 +451,15 @@ class Validator:
             self.add(file, project_field, "must name an AppProject other than `default`")
         sources = list(self._sources(doc, env))
         refs = {s.get("ref") for _, s in sources if s.get("ref")}
-        paths: list[tuple[Path, str, str]] = []
+        paths: list[tuple[Path, str, str, list[dict[str, Any]]]] = []
+        if isinstance(template_spec, dict) and doc["kind"] == "ApplicationSet":
+            filled = self._substitute(template_spec, env)
+            if "__template_error__" in filled:
+                self.add(file, "spec.template", filled["__template_error__"])
+                return []
         for where, source in sources:
-            text = json.dumps(source)
-            if "{{" in text:
-                self.add(file, where, f"template parameter left unresolved in {text}")
-                continue
+            # Templates are filled above (an unknown parameter is a finding); braces left in a
+            # source are a raw string meant for another tool, e.g. Argo Workflows' keyFormat.
             if source.get("chart"):
                 reason = check_chart_pinned(source.get("targetRevision"))
                 if reason:
@@ -461,7 +476,9 @@ class Validator:
                     self.add(file, f"{where}.path", f"source path {source['path']} does not exist")
                     continue
                 if target not in seen:
-                    paths.append((target, file, f"{where}.path"))
+                    # Argo CD adds the Application's own kustomize patches to the build.
+                    patches = list((source.get("kustomize") or {}).get("patches") or [])
+                    paths.append((target, file, f"{where}.path", patches))
             elif not source.get("ref"):
                 self.add(file, where, "a source needs a chart, a path or a ref")
         return paths
@@ -573,14 +590,16 @@ class Validator:
             env = EnvReport(name)
             self.report.environments[name] = env
             start = (envs_dir / name).resolve()
-            queue = [(start, self.rel(start), "-")]
+            queue: list[tuple[Path, str, str, list[dict[str, Any]]]] = [
+                (start, self.rel(start), "-", [])
+            ]
             seen: set[Path] = set()
             while queue:
-                directory, source_file, source_field = queue.pop(0)
+                directory, source_file, source_field, patches = queue.pop(0)
                 if directory in seen:
                     continue
                 seen.add(directory)
-                docs = self.render(directory)
+                docs = self.render_patched(directory, patches, source_file, source_field)
                 if docs == []:
                     self.add(
                         source_file, source_field, f"{self.rel(directory)} renders no resources"

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "platform" / "tests"))
 sys.path.insert(0, str(ROOT / "policies" / "tests"))
 
-from argocd_tree import generated_apps, kustomize  # noqa: E402
+from argocd_tree import generated_apps, render_source  # noqa: E402
 from kyverno_cel import namespace_labels, selector_matches  # noqa: E402
 
 __all__ = ["ChartJob", "helm_command", "main", "plan", "policies_for"]
@@ -117,7 +117,9 @@ def helm_command(job: ChartJob, values_object_file: Path | None) -> list[str]:
 
 def policies_for(env: str, namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(Deny policies whose scope reaches `namespace`, Audit policies) of the env's overlay."""
-    documents = kustomize(ROOT / "platform" / "apps" / "kyverno-policies" / "overlays" / env)
+    # The policies as the environment's Application syncs them (cluster facts patched in).
+    (app,) = [a for a in generated_apps(env) if a.name == f"kyverno-policies-{env}"]
+    documents = [d for source in app.sources for d in render_source(source)]
     labels = namespace_labels(namespace)
     deny, audit = [], []
     for document in documents:

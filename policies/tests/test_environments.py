@@ -9,6 +9,8 @@ that environment, so a dev pin fails in prod.
 from __future__ import annotations
 
 import copy
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,9 @@ import pytest
 import yaml
 from kyverno_cel import compile_policy, load_documents, load_exceptions
 from kyverno_suite import discover_policies, render
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "platform" / "tests"))
+from argocd_tree import cluster_params, generated_apps, render_source
 
 POLICIES = Path(__file__).resolve().parents[1]
 REPO = POLICIES.parent
@@ -45,11 +50,17 @@ def test_overlay_sets_the_environment_action_on_every_policy(env: str) -> None:
     }
 
 
+def synced_policies(env: str) -> list[dict[str, Any]]:
+    """The policies as the generated Application syncs them: the overlay of `env` with the
+    ApplicationSet's patches, filled from the environment's cluster Secret."""
+    (app,) = [a for a in generated_apps(env) if a.name == f"kyverno-policies-{env}"]
+    (source,) = app.sources
+    return render_source(source)
+
+
 @pytest.mark.parametrize("env", sorted(ACTIONS))
 def test_overlay_approves_only_its_own_models_bucket(env: str) -> None:
-    (document,) = [
-        d for d in render(APP / "overlays" / env) if d["metadata"]["name"] == "require-model-pin"
-    ]
+    (document,) = [d for d in synced_policies(env) if d["metadata"]["name"] == "require-model-pin"]
     policy = compile_policy(document)
     fixture = next(
         d
@@ -68,6 +79,16 @@ def test_overlay_approves_only_its_own_models_bucket(env: str) -> None:
         assert outcome.result == expected, f"{env} policy on a {bucket_env} pin: {outcome}"
 
 
+@pytest.mark.parametrize("env", sorted(ACTIONS))
+def test_the_registry_is_the_clusters_own(env: str) -> None:
+    (document,) = [
+        d for d in synced_policies(env) if d["metadata"]["name"] == "restrict-image-registries"
+    ]
+    annotations = cluster_params(env)["metadata"]["annotations"]
+    registry = f"{annotations['aws_account_id']}.dkr.ecr.{annotations['aws_region']}.amazonaws.com/"
+    assert document["spec"]["variables"][0]["expression"] == f"'{registry}'"
+
+
 def test_applicationset_syncs_the_overlay_named_by_the_cluster_label() -> None:
     (appset,) = load_documents(APP / "applicationset.yaml")
     spec = appset["spec"]
@@ -79,6 +100,7 @@ def test_applicationset_syncs_the_overlay_named_by_the_cluster_label() -> None:
     template = spec["template"]["spec"]
     assert template["project"] == "platform"
     path = template["source"]["path"]
+    assert "models_bucket" in json.dumps(template["source"]["kustomize"]["patches"])
     assert path == "platform/apps/kyverno-policies/overlays/{{.metadata.labels.environment}}"
     for env in ACTIONS:
         assert (REPO / path.replace("{{.metadata.labels.environment}}", env)).is_dir()
