@@ -265,7 +265,11 @@ def _application_repository() -> str:
     appset = yaml.safe_load((ROOT / "platform/apps/churn-api/applicationset.yaml").read_text())
     spec = appset["spec"]["template"]["spec"]
     sources = spec.get("sources") or [spec["source"]]
-    url = next(s["repoURL"] for s in sources if "github.com" in s["repoURL"])
+    url = next(s["repoURL"] for s in sources if not s.get("chart"))
+    if "{{" in url:
+        # The ApplicationSet reads the repository from the cluster Secret (gitops_repo_url).
+        fixture = ROOT / "platform/tests/fixtures/cluster-secrets/dev.yaml"
+        url = yaml.safe_load(fixture.read_text())["metadata"]["annotations"]["gitops_repo_url"]
     return str(url).removeprefix("https://github.com/").removesuffix(".git")
 
 
