@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -75,6 +79,19 @@ class FakeGitHub:
                     self._send(200, fake.statuses.get(commit, []))
                 else:
                     self._send(404, {"message": "Not Found"})
+
+            def do_POST(self) -> None:
+                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    self._send(401, {"message": "Bad credentials"})
+                    return
+                prefix = f"/repos/{REPOSITORY}/statuses/"
+                if not self.path.startswith(prefix):
+                    self._send(404, {"message": "Not Found"})
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                commit = self.path.removeprefix(prefix)
+                fake.statuses.setdefault(commit, []).insert(0, body)
+                self._send(201, body)
 
             def _send(self, code: int, body: Any) -> None:
                 data = json.dumps(body).encode()
@@ -163,7 +180,7 @@ def test_the_command_line_exits_1_with_the_reason_and_0_when_healthy(
     monkeypatch.setenv("GH_TOKEN", TOKEN)
     github.commits = [sha(2), sha(1)]
     github.pin_commit = sha(2)
-    argv = ["--api-url", github.url, "--repository", REPOSITORY, "--revision", sha(2)]
+    argv = ["--api-url", github.url, "--repository", REPOSITORY, "check", "--revision", sha(2)]
     argv += ["--env", "dev", "--pin-file", PIN_FILE]
     assert health.main(argv) == 1
     assert "refusing to promote" in capsys.readouterr().err
@@ -188,14 +205,12 @@ def test_bad_arguments_exit_2_naming_the_problem(
     message: str,
 ) -> None:
     monkeypatch.setenv("GH_TOKEN", TOKEN)
-    args = {
-        "--api-url": github.url,
-        "--repository": REPOSITORY,
-        "--revision": sha(2),
-        "--env": "dev",
-        "--pin-file": PIN_FILE,
-    } | change
-    assert health.main([item for pair in args.items() for item in pair]) == 2
+    top = {"--api-url": github.url, "--repository": REPOSITORY}
+    check = {"--revision": sha(2), "--env": "dev", "--pin-file": PIN_FILE}
+    top |= {k: v for k, v in change.items() if k in top}
+    check |= {k: v for k, v in change.items() if k not in top}
+    argv = [item for pair in top.items() for item in pair] + ["check"]
+    assert health.main(argv + [item for pair in check.items() for item in pair]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -203,7 +218,7 @@ def test_a_rejected_token_is_an_error_not_a_verdict(
     github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("GH_TOKEN", "wrong")
-    argv = ["--api-url", github.url, "--repository", REPOSITORY, "--revision", sha(2)]
+    argv = ["--api-url", github.url, "--repository", REPOSITORY, "check", "--revision", sha(2)]
     assert health.main([*argv, "--env", "dev", "--pin-file", PIN_FILE]) == 2
     assert "401" in capsys.readouterr().err
 
@@ -219,8 +234,89 @@ def test_promote_asks_the_gate_about_the_source_pin_before_anything_moves() -> N
     env = plan["steps"][gate]["env"]
     assert env["FROM"] == "${{ inputs.from }}"
     assert env["SOURCE_FILE"] == "${{ steps.pin.outputs.source_file }}"
+    assert " check " in steps[gate]
     assert '--env "$FROM"' in steps[gate]
     assert '--pin-file "$SOURCE_FILE"' in steps[gate]
     for job in ("copy-model", "pull-request"):
         needs = workflow["jobs"][job]["needs"]
         assert "plan" in ([needs] if isinstance(needs, str) else needs)
+
+
+# ----------------------------------------------------------------------------- record
+OVERLAY = Path("platform/apps/churn-api/overlays/dev")
+
+
+def _git(repo: Path, *args: str, when: str = "2026-05-01T09:00:00+00:00") -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Release Bot",
+        "GIT_AUTHOR_EMAIL": "release@example.org",
+        "GIT_COMMITTER_NAME": "Release Bot",
+        "GIT_COMMITTER_EMAIL": "release@example.org",
+        "GIT_AUTHOR_DATE": when,
+        "GIT_COMMITTER_DATE": when,
+    }
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, pins: ModuleType) -> tuple[Path, str]:
+    """dev's pin files in git: the bootstrap pin, then model 3, whose commit it returns."""
+    repo = tmp_path / "repo"
+    (repo / OVERLAY).mkdir(parents=True)
+    for name in ("model.yaml", "kustomization.yaml"):
+        shutil.copy(ROOT / OVERLAY / name, repo / OVERLAY / name)
+    _git(repo, "init", "--quiet", "--initial-branch=main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "--quiet", "-m", "bootstrap")
+    pin = {
+        "MODEL_URI": f"s3://churn-dev-models/churn-model/sha256/{'a' * 64}.onnx",
+        "MODEL_SHA256": "a" * 64,
+        "MODEL_VERSION": "3",
+    }
+    pins._write_model_pin(repo / OVERLAY / "model.yaml", pin)
+    when = "2026-05-04T11:00:00+00:00"
+    _git(repo, "commit", "--quiet", "-am", "model 3", when=when)
+    return repo, _git(repo, "rev-parse", "HEAD").strip()
+
+
+@pytest.mark.parametrize(("outcome", "state"), [("completed", "success"), ("aborted", "failure")])
+def test_a_rollout_event_sets_the_status_on_the_newest_pin_commit(
+    github: FakeGitHub,
+    checkout: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+    outcome: str,
+    state: str,
+) -> None:
+    monkeypatch.setenv("GH_TOKEN", TOKEN)
+    repo, commit = checkout
+    argv = ["--api-url", github.url, "--repository", REPOSITORY, "record", "--root", str(repo)]
+    argv += ["--env", "dev", "--outcome", outcome, "--at", "2026-05-04T12:00:00Z"]
+    assert health.main(argv) == 0
+    (status,) = github.statuses[commit]
+    assert (status["state"], status["context"]) == (state, health.context_for("dev"))
+
+
+def test_recorded_health_is_what_the_promotion_gate_reads(
+    github: FakeGitHub, checkout: tuple[Path, str]
+) -> None:
+    repo, commit = checkout
+    client = health.GitHub(github.url, REPOSITORY, TOKEN)
+    at = datetime.fromisoformat("2026-05-04T12:00:00+00:00")
+    github.commits = [commit]
+    github.pin_commit = commit
+    assert not health.release_health(client, commit, "dev", PIN_FILE).healthy
+    assert health.record(client, repo, "dev", healthy=True, at=at, target_url="") == commit
+    assert health.release_health(client, commit, "dev", PIN_FILE).healthy
+
+
+def test_a_pin_committed_after_the_event_gets_no_status(
+    github: FakeGitHub, checkout: tuple[Path, str]
+) -> None:
+    repo, _ = checkout
+    client = health.GitHub(github.url, REPOSITORY, TOKEN)
+    early = datetime.fromisoformat("2026-05-04T10:00:00+00:00")
+    assert health.record(client, repo, "dev", healthy=False, at=early, target_url="") is None
+    assert github.statuses == {}

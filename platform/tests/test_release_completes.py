@@ -291,3 +291,33 @@ def test_the_churn_namespace_gets_the_alb_pod_readiness_gate(
     (namespace,) = namespaces
     labels = namespace["metadata"]["labels"]
     assert labels.get("elbv2.k8s.aws/pod-readiness-gate-inject") == "enabled"
+
+
+HEALTH_WORKFLOW = ROOT / ".github" / "workflows" / "release-health.yaml"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "workflows"),
+    [
+        ("on-rollout-aborted", (REVERT_WORKFLOW, HEALTH_WORKFLOW)),
+        ("on-rollout-completed", (HEALTH_WORKFLOW,)),
+    ],
+)
+def test_each_rollout_event_reaches_the_workflows_that_record_it(
+    overlays: dict[str, list[Doc]], trigger: str, workflows: tuple[Path, ...]
+) -> None:
+    docs = overlays["dev"]
+    annotations = _one(docs, "Rollout")["metadata"]["annotations"]
+    prefix = f"notifications.argoproj.io/subscribe.{trigger}."
+    (service,) = [key.removeprefix(prefix) for key in annotations if key.startswith(prefix)]
+    config = _one(docs, "ConfigMap", "argo-rollouts-notification-configmap")["data"]
+    (send,) = yaml.safe_load(config[f"trigger.{trigger}"])
+    events = {
+        json.loads(
+            GO_ACTION.sub("x", yaml.safe_load(config[f"template.{t}"])["webhook"][service]["body"])
+        )["event_type"]
+        for t in send["send"]
+    }
+    for workflow in workflows:
+        types = set(yaml.safe_load(workflow.read_text())[True]["repository_dispatch"]["types"])
+        assert events & types, f"{workflow.name} handles none of {events}"
