@@ -128,6 +128,19 @@ module "database" {
   deletion_protection        = var.db_deletion_protection
 }
 
+# Entries whose values come from people, not from OpenTofu (GitHub tokens for the workflows
+# and the Rollouts notifications): created empty here, so External Secrets finds them and
+# the README names them; encrypted with the database module's key, the one the External
+# Secrets role may decrypt.
+resource "aws_secretsmanager_secret" "out_of_band" {
+  for_each = var.out_of_band_secrets
+
+  name                    = "${local.name}/${each.value}"
+  description             = "Set by hand (infra/opentofu/README.md, First boot); read by External Secrets"
+  kms_key_id              = module.database.kms_key_arn
+  recovery_window_in_days = 7
+}
+
 ################################################################################
 # Identity
 ################################################################################
@@ -144,6 +157,7 @@ module "identity" {
   ecr_repository_arns     = local.ecr_repository_arns
   database_secret_arn     = module.database.secret_arn
   database_kms_key_arn    = module.database.kms_key_arn
+  platform_secrets_prefix = var.platform_secrets_prefix
   github_repository       = var.github_repository
   github_environment      = coalesce(var.github_environment, var.environment)
   github_can_push_images  = var.github_can_push_images

@@ -224,3 +224,15 @@ variable "argocd_apps_chart_version" {
   type        = string
   description = "argocd-apps chart version that creates the root Application and its AppProject."
 }
+
+variable "out_of_band_secrets" {
+  type        = set(string)
+  description = "Secrets Manager entries created empty under <name_prefix>/, whose values are set by hand (GitHub tokens of the workflows and the Rollouts notifications)."
+  default     = ["github/churn-workflows", "github/rollouts-notifications"]
+}
+
+variable "platform_secrets_prefix" {
+  type        = string
+  description = "Prefix of the platform-wide secrets envs/shared creates, which External Secrets may also read."
+  default     = "churn-platform"
+}

@@ -288,6 +288,52 @@ def test_the_autoscaler_role_changes_only_this_clusters_groups() -> None:
         assert variables.get(tag) == ["owned"], "writes must be limited to this cluster's groups"
 
 
+# A Secrets Manager key as an ExternalSecret's remoteRef (or a patch of it) names it.
+SECRET_KEY = re.compile(
+    r"(?:key|value):\s*[\"']?(churn-(ENV|dev|staging|prod|platform)/[A-Za-z0-9/_+=.@-]+)"
+)
+
+
+def test_every_secret_the_manifests_read_exists_and_external_secrets_may_read_it() -> None:
+    """Each Secrets Manager key in platform/, monitoring/ and clusters/ is created by a root
+    (values set by hand where OpenTofu has none), or External Secrets fails and its app with it."""
+    stack = load_config(STACK)
+    database = load_config(INFRA / "modules" / "database")
+    per_environment = {
+        str(database.resource("aws_secretsmanager_secret", name)["name"]).replace(
+            "${var.name}/", ""
+        )
+        for name in ("db", "predictions")
+    } | set(stack.variables["out_of_band_secrets"]["default"])
+    assert stack.resource("aws_secretsmanager_secret", "out_of_band")["name"] == (
+        "${local.name}/${each.value}"
+    )
+    shared = load_config(INFRA / "envs" / "shared")
+    platform = set(shared.variables["platform_secrets"]["default"])
+    prefix = stack.variables["platform_secrets_prefix"]["default"]
+    found = sorted(
+        {
+            (path.relative_to(REPO), match.group(1), match.group(2))
+            for folder in ("platform", "monitoring", "clusters")
+            for path in (REPO / folder).rglob("*.yaml")
+            for match in SECRET_KEY.finditer(path.read_text(encoding="utf-8"))
+        }
+    )
+    assert found, "no Secrets Manager key in the manifests"
+    missing = []
+    for path, key, scope in found:
+        if scope == "platform":
+            if key not in platform or not key.startswith(f"{prefix}/"):
+                missing.append(f"{path}: {key} is not a platform secret envs/shared creates")
+        elif key.split("/", 1)[1] not in per_environment:
+            missing.append(f"{path}: {key} is created by no environment root")
+    assert missing == []
+    policy = load_config(INFRA / "modules" / "identity").policy_document("external_secrets")
+    readable = {r for st in policy["statement"] for r in st.get("resources", [])}
+    assert any(r.endswith(":secret:${local.prefix}/*") for r in readable)
+    assert any(r.endswith(":secret:${var.platform_secrets_prefix}/*") for r in readable)
+
+
 # ----------------------------------------------------------------------------- 6. the hand-off
 
 

@@ -1,6 +1,6 @@
 # What exists once per AWS account, whatever the environments: the image registry, the
-# GitHub OIDC provider every environment's CI role trusts, and the Auto Scaling
-# service-linked role the node volumes' key policies name. Applied once, before any
+# GitHub OIDC provider every environment's CI role trusts, the Auto Scaling service-linked
+# role the node volumes' key policies name, and the secrets every cluster reads alike. Applied once, before any
 # environment; destroying an environment never touches it.
 
 provider "aws" {
@@ -38,4 +38,38 @@ resource "aws_iam_service_linked_role" "autoscaling" {
 
   aws_service_name = "autoscaling.amazonaws.com"
   description      = "EC2 Auto Scaling: launches the EKS managed node groups' instances"
+}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+# Secrets every cluster reads under the same name (the Alertmanager receivers); their
+# values are set by hand (infra/opentofu/README.md, "First boot").
+resource "aws_kms_key" "platform_secrets" {
+  description             = "churn platform-wide secrets"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministers"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
+        Action    = "kms:*"
+        # In a key policy "*" means this key.
+        Resource = "*"
+      },
+    ]
+  })
+}
+
+resource "aws_secretsmanager_secret" "platform" {
+  for_each = var.platform_secrets
+
+  name                    = each.value
+  description             = "Set by hand; read by External Secrets in every cluster"
+  kms_key_id              = aws_kms_key.platform_secrets.arn
+  recovery_window_in_days = 7
 }

@@ -29,3 +29,9 @@ variable "create_autoscaling_service_linked_role" {
   description = "Create AWSServiceRoleForAutoScaling; false where the account has it already (any earlier Auto Scaling group made it)."
   default     = true
 }
+
+variable "platform_secrets" {
+  type        = set(string)
+  description = "Secrets Manager entries every cluster reads under one name (their values are set by hand); each environment's External Secrets role may read below platform_secrets_prefix."
+  default     = ["churn-platform/alertmanager/receivers"]
+}

@@ -176,6 +176,36 @@ data "aws_iam_policy_document" "external_secrets" {
     actions   = ["kms:Decrypt"]
     resources = [var.database_kms_key_arn]
   }
+
+  # The secrets every cluster reads alike (envs/shared), under their own key.
+  statement {
+    sid = "ReadPlatformSecrets"
+    actions = [
+      "secretsmanager:GetResourcePolicy",
+      "secretsmanager:GetSecretValue",
+      "secretsmanager:DescribeSecret",
+      "secretsmanager:ListSecretVersionIds",
+    ]
+    resources = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${var.platform_secrets_prefix}/*"]
+  }
+
+  statement {
+    sid       = "DecryptPlatformSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = ["arn:${local.partition}:kms:${local.region}:${local.account}:key/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "kms:EncryptionContext:SecretARN"
+      values   = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${var.platform_secrets_prefix}/*"]
+    }
+  }
 }
 
 # Cluster Autoscaler: it reads every group and template, and changes only the Auto Scaling

@@ -84,6 +84,17 @@ variable "database_kms_key_arn" {
   description = "ARN of the KMS key that encrypts the database credentials secret."
 }
 
+variable "platform_secrets_prefix" {
+  type        = string
+  description = "Prefix of the account's platform-wide secrets (envs/shared), which External Secrets may read besides this environment's."
+  default     = "churn-platform"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.platform_secrets_prefix))
+    error_message = "platform_secrets_prefix must be 3-32 lowercase letters, digits or hyphens."
+  }
+}
+
 variable "github_repository" {
   type        = string
   description = "GitHub repository, `owner/name`, whose workflows may assume the CI role."
