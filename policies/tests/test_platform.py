@@ -116,7 +116,7 @@ def test_cluster_syncs_the_policies_the_service_and_the_workflows(env: str) -> N
     for path in (
         f"platform/apps/kyverno-policies/overlays/{env}",
         f"platform/apps/churn-api/overlays/{env}",
-        "workflows/manifests",
+        f"platform/apps/churn-workflows/overlays/{env}",
     ):
         assert path in paths, f"clusters/{env} syncs no Application with path {path}"
 
