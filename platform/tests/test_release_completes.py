@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import render
 
 Doc = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
@@ -321,3 +323,43 @@ def test_each_rollout_event_reaches_the_workflows_that_record_it(
     for workflow in workflows:
         types = set(yaml.safe_load(workflow.read_text())[True]["repository_dispatch"]["types"])
         assert events & types, f"{workflow.name} handles none of {events}"
+
+
+# ----------------------------------------------------------------------------- admission
+def _kyverno_cel() -> Any:
+    """policies/tests/kyverno_cel.py, the offline evaluator of the policies' CEL."""
+    sys.path.insert(0, str(ROOT / "policies" / "tests"))
+    import kyverno_cel  # noqa: PLC0415 (found through the path above)
+
+    return kyverno_cel
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_the_load_job_passes_the_policies_that_deny_in_churn(
+    overlays: dict[str, list[Doc]], kubectl: str, env: str
+) -> None:
+    cel = _kyverno_cel()
+    docs = overlays[env]
+    provider = _templates(docs)[LOAD]["spec"]["metrics"][0]["provider"]["job"]
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "churn-api-smoke-load", "namespace": "churn", **provider["metadata"]},
+        "spec": provider["spec"],
+    }
+    policy_docs = render(kubectl, ROOT / f"platform/apps/kyverno-policies/overlays/{env}")
+    denying = [
+        cel.compile_policy(d)
+        for d in policy_docs
+        if d["kind"] == "ValidatingPolicy" and "Deny" in d["spec"]["validationActions"]
+    ]
+    namespaces = [
+        d
+        for d in yaml.safe_load_all((ROOT / "platform/argocd/namespaces.yaml").read_text())
+        if d and d["kind"] == "Namespace"
+    ]
+    context = [*namespaces, *docs]
+    outcomes = {p.name: p.evaluate(job, context_resources=context, exceptions=[]) for p in denying}
+    assert [n for n, o in outcomes.items() if o is not None], "no Deny policy applied"
+    refused = {n: o for n, o in outcomes.items() if o is not None and o.result != "pass"}
+    assert refused == {}

@@ -12,7 +12,7 @@ substituted in the copy only, each in the layer a cluster would use:
 4. the dev overlay gets the churn-api image digest pushed to the local registry (which kind
    mirrors for the ECR name), the in-cluster S3 endpoint, the notification service pointed at
    the dispatch recorder instead of GitHub, a short progress deadline, and no ExternalSecret
-   (the recorder needs no token);
+   (the recorder needs no token; monitoring/ drops its receivers' one too: no AWS here);
 5. dev's Kyverno policies deny, as staging and prod do, in the application namespaces.
 
 Then `pin` writes a model pin into the copy's dev overlay, one commit per release.
@@ -160,6 +160,19 @@ def _adapt_dev_overlay(dest: Path, digest: str, s3_endpoint: str, dispatch_url: 
     kustomization.write_text("---\n" + yaml.safe_dump(document, sort_keys=False))
 
 
+def _without_external_secrets(dest: Path) -> None:
+    """kind has no External Secrets: monitoring syncs without the receivers' credentials."""
+    kustomization = dest / "monitoring/kustomization.yaml"
+    document = yaml.safe_load(kustomization.read_text())
+    document["resources"] = [
+        entry
+        for entry in document["resources"]
+        if yaml.safe_load((kustomization.parent / entry).read_text()).get("kind")
+        != "ExternalSecret"
+    ]
+    kustomization.write_text("---\n" + yaml.safe_dump(document, sort_keys=False))
+
+
 def _deny_in_dev(dest: Path) -> None:
     kustomization = dest / "platform/apps/kyverno-policies/overlays/dev/kustomization.yaml"
     document = yaml.safe_load(kustomization.read_text())
@@ -182,6 +195,7 @@ def prepare(dest: Path, *, repo_url: str, digest: str, s3_endpoint: str, dispatc
         )
         layer.write_text("---\n" + yaml.safe_dump(merged, sort_keys=False))
     _adapt_dev_overlay(dest, digest, s3_endpoint, dispatch_url)
+    _without_external_secrets(dest)
     _deny_in_dev(dest)
 
 

@@ -116,3 +116,9 @@ def test_a_model_pin_is_a_change_of_the_pin_file_alone(copy: Path, kubectl: str)
     }
     assert env["MODEL_SHA256"] == "cd" * 32
     assert env["MODEL_VERSION"] == "7"
+
+
+def test_monitoring_syncs_its_rules_without_external_secrets(copy: Path, kubectl: str) -> None:
+    kinds = [d["kind"] for d in _render(kubectl, copy / "monitoring")]
+    assert "ExternalSecret" not in kinds
+    assert kinds.count("PrometheusRule") == len(list((copy / "monitoring/rules").glob("*.yaml")))
