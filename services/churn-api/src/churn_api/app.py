@@ -45,6 +45,7 @@ from churn_api.schemas import ErrorDetail
 from churn_api.settings import Settings, load_settings
 from churn_api.shadow import Shadow, ShadowMetrics
 from churn_api.storage import ModelLoadError
+from churn_api.tracing import tracing_plugins
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -173,6 +174,24 @@ def _authenticator(settings: Settings) -> Authenticator | None:
     return Authenticator(base, Path(settings.auth_file) if settings.auth_file else None)
 
 
+def _access_control(
+    settings: Settings, metrics: Metrics
+) -> tuple[list[DefineMiddleware], list[Guard], dict[str, Store]]:
+    """Authentication then quotas (in that order: a quota counts per principal), and its guard."""
+    middleware: list[DefineMiddleware] = []
+    guards: list[Guard] = []
+    stores: dict[str, Store] = {}
+    authenticator = _authenticator(settings)
+    if authenticator is not None:
+        middleware.append(AuthMiddleware.define(authenticator, PROBE_ROUTES))
+        guards.append(require_scope)
+    if settings.quota:
+        quota, store_name = quota_middleware(settings.quota, metrics, PROBE_ROUTES)
+        middleware.append(quota)
+        stores[store_name] = quota_store(settings.redis_url, settings.quota_namespace)
+    return middleware, guards, stores
+
+
 def create_app(
     settings: Settings, *, model: Model | None = None, capture: CaptureSettings | None = None
 ) -> Litestar:
@@ -215,19 +234,18 @@ def create_app(
     def service() -> ServiceState:
         return state
 
-    middleware: list[DefineMiddleware] = []
-    guards: list[Guard] = []
-    stores: dict[str, Store] = {}
-    authenticator = _authenticator(settings)
-    if authenticator is not None:
-        middleware.append(AuthMiddleware.define(authenticator, PROBE_ROUTES))
-        guards.append(require_scope)
-    if settings.quota:
-        quota, store_name = quota_middleware(settings.quota, state.metrics, PROBE_ROUTES)
-        middleware.append(quota)
-        stores[store_name] = quota_store(settings.redis_url, settings.quota_namespace)
+    middleware, guards, stores = _access_control(settings, state.metrics)
+
+    plugins, tracer_provider = tracing_plugins(
+        settings.otlp_endpoint, settings.model_version, PROBE_ROUTES
+    )
+
+    async def flush_traces() -> None:
+        if tracer_provider is not None:
+            await asyncio.to_thread(tracer_provider.shutdown)
 
     app = Litestar(
+        plugins=plugins,
         route_handlers=[
             *HANDLERS,
             *feedback_handlers(
@@ -240,7 +258,7 @@ def create_app(
         guards=guards,
         stores=stores,
         on_startup=[start_loading],
-        on_shutdown=[stop, stop_capture],
+        on_shutdown=[stop, stop_capture, flush_traces],
         openapi_config=None,
         logging_config=None,
         request_max_body_size=settings.max_body_bytes,

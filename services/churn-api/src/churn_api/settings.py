@@ -58,6 +58,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     quota: str = ""
     redis_url: str = ""
     quota_namespace: str = "churn-api-quota"
+    # Traces (tracing.py): an OTLP/HTTP collector; empty = no tracing at all.
+    otlp_endpoint: str = ""
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -131,6 +133,10 @@ def _quota(env: Mapping[str, str]) -> dict[str, object]:
     if url and not url.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError("CHURN_API_REDIS_URL: must be a redis://, rediss:// or unix:// URL")
     values["redis_url"] = url
+    endpoint = env.get("CHURN_API_OTLP_ENDPOINT", "").strip()
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise SettingsError(f"CHURN_API_OTLP_ENDPOINT={endpoint!r}: must be an http(s) URL")
+    values["otlp_endpoint"] = endpoint
     values["quota_namespace"] = (
         env.get("CHURN_API_QUOTA_NAMESPACE", "").strip() or "churn-api-quota"
     )
