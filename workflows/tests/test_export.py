@@ -8,10 +8,13 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
-from churn_api.contract import CATEGORICAL_FEATURES, FEATURES, feature_contract_json
+from churn_contract import builtin_contract, categorical_features, contract_json, feature_names
 from churn_workflows import PipelineError
 from churn_workflows.steps.export import export_onnx, onnx_probabilities, parity, sha256, stamp
 from churn_workflows.steps.train import build_pipeline, candidates, model_frame, split
+
+FEATURES = feature_names(builtin_contract())
+CATEGORICAL_FEATURES = categorical_features(builtin_contract())
 
 STRING, FLOAT = onnx.TensorProto.STRING, onnx.TensorProto.FLOAT
 
@@ -34,7 +37,7 @@ def test_inputs_outputs_and_metadata_follow_the_contract(fitted) -> None:  # typ
         assert [d.dim_value for d in tensor.shape.dim] == [0, 1]
     assert [o.name for o in model.graph.output] == ["probabilities"]
     props = {p.key: p.value for p in model.metadata_props}
-    assert props["churn.feature_contract"] == feature_contract_json()
+    assert props["churn.feature_contract"] == contract_json(builtin_contract())
     assert props["churn.threshold"] == "0.4"
     assert set(props) == {"churn.feature_contract", "churn.threshold"}
     assert model.graph.name == "churn-model"
@@ -83,4 +86,4 @@ def test_stamping_changes_metadata_only(fitted) -> None:  # type: ignore[no-unty
     for key in ("churn.mlflow_run_id", "churn.model_version", "churn.git_commit", "churn.colour"):
         with pytest.raises(PipelineError, match="would make identical models differ"):
             stamp(artifact, {key: "x"})
-    assert json.loads(props["churn.feature_contract"])["tenure"]["max"] == 120
+    assert json.loads(props["churn.feature_contract"])["features"]["tenure"]["max"] == 120

@@ -74,7 +74,10 @@ def test_the_train_template_has_what_the_cluster_needs() -> None:
     spec = yaml.safe_load(render()["churn-train.yaml"])["spec"]
     params = {p["name"]: p for p in spec["arguments"]["parameters"]}
     assert params["environment"]["enum"] == ["dev", "staging", "prod"]
-    assert params["data-source"]["enum"] == ["snapshot", "synthetic"]
+    # A URI is a data source too, so the form offers a text field, not a list.
+    assert "enum" not in params["data-source"]
+    assert "s3://" in params["data-source"]["description"]
+    assert params["contract"]["value"] == "churn"
     assert params["dry-run"]["enum"] == ["false", "true"]
     for number in (
         "max-psi",
@@ -94,6 +97,14 @@ def test_the_train_template_has_what_the_cluster_needs() -> None:
     assert spec["ttlStrategy"]
     assert spec["activeDeadlineSeconds"]
     templates = {t["name"]: t for t in spec["templates"]}
+    for name in ("validate", "train"):
+        args = templates[name]["container"]["args"]
+        assert args[args.index("--contract") + 1] == "{{workflow.parameters.contract}}"
+    # Training and the gate read the conformed data validate writes, never the raw table.
+    dag = {t["name"]: t for t in templates["pipeline"]["dag"]["tasks"]}
+    for task in ("train", "evaluate", "register"):
+        artifacts = {a["name"]: a for a in dag[task]["arguments"]["artifacts"]}
+        assert artifacts["data"]["from"] == "{{tasks.validate.outputs.artifacts.conformed}}"
     for name in ("ingest", "validate", "train", "evaluate", "register"):
         container = templates[name]["container"]
         assert container["command"][:2] == ["python", "-m"]

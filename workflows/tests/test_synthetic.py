@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import msgspec
 import pandas as pd
 import pytest
-from churn_api.contract import FEATURES, CustomerFeatures
+from churn_contract import builtin_contract
 from churn_workflows.steps.ingest import read_dataset
 from churn_workflows.steps.synthetic import generate, main
+from churn_workflows.steps.validate import conform
 
 
 def test_the_same_seed_gives_the_same_rows() -> None:
@@ -16,9 +16,10 @@ def test_the_same_seed_gives_the_same_rows() -> None:
 
 
 def test_every_row_is_a_valid_customer_record(frame: pd.DataFrame) -> None:
-    records = frame[list(FEATURES)].to_dict(orient="records")
-    decoded = msgspec.convert(records, list[CustomerFeatures], strict=False)
-    assert len(decoded) == len(frame)
+    conformed, violations = conform(frame, builtin_contract(), "synthetic")
+    assert violations == []
+    assert conformed is not None
+    assert len(conformed) == len(frame)
 
 
 def test_the_label_depends_on_the_features(frame: pd.DataFrame) -> None:

@@ -104,7 +104,7 @@ def test_the_image_install_step_builds_an_environment_without_dev_dependencies(
     installed = {p.name.lower() for p in site.iterdir()}
     for forbidden in ("sklearn", "skl2onnx", "onnx", "pandas", "joblib", "pytest"):
         assert forbidden not in installed
-    assert {"churn_api", "onnxruntime", "granian", "litestar"} <= installed
+    assert {"churn_api", "churn_contract", "onnxruntime", "granian", "litestar"} <= installed
     python = tmp_path / "venv/bin/python"
     subprocess.run(
         [str(python), "-c", "import churn_api.__main__, churn_api.app, churn_api.model"],

@@ -1,12 +1,14 @@
 """``make demo``: the whole pipeline on this machine, then the promoted model served.
 
-Steps: write a synthetic dataset and a reference under ``.local/demo/``, run
-the pipeline in-process (MLflow on SQLite at ``.local/mlflow/mlflow.db``, the
+Steps: write a synthetic dataset and a reference under ``.local/demo/`` (or
+take ``--data`` and its ``--contract``, with no drift reference), run the
+pipeline in-process (MLflow on SQLite at ``.local/mlflow/mlflow.db``, the
 models bucket at ``.local/bucket/``), propose the promotion as a local branch
 in the demo's own GitOps clone (``.local/gitops``, cloned once from this
 repository's HEAD) and merge it there as a reviewer would, so the next demo
 compares against this model. Then start churn-api on a free localhost port
-with the promoted pin, send one prediction, stop it, and print a summary.
+with the promoted pin, send one prediction (a fixed customer for the synthetic
+data, the first holdout customer for ``--data``), stop it, and print a summary.
 ``.local/last-promoted.json`` keeps the pin for ``make serve``.
 """
 
@@ -25,15 +27,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+from churn_contract import ID_COLUMN, Contract
+
 from churn_workflows import PipelineError
+from churn_workflows.contracts import load_contract
 from churn_workflows.pipeline import PipelineConfig, PipelineResult, run_pipeline
 from churn_workflows.steps.evaluate import GateConfig
 from churn_workflows.steps.ingest import write_dataset
 from churn_workflows.steps.promote import default_branch, git
 from churn_workflows.steps.synthetic import generate
+from churn_workflows.steps.train import split
 from churn_workflows.steps.validate import Thresholds
 
-__all__ = ["SAMPLE", "main", "predict_once", "prepare_gitops"]
+__all__ = ["SAMPLE", "main", "predict_once", "prepare_gitops", "sample_record"]
 
 SAMPLE: dict[str, Any] = {
     "customer_id": "demo-0001",
@@ -46,6 +53,22 @@ SAMPLE: dict[str, Any] = {
     "paperless_billing": True,
     "senior_citizen": False,
 }
+
+
+def sample_record(conformed: pd.DataFrame, contract: Contract) -> dict[str, Any]:
+    """The first holdout customer of ``conformed`` as a request body, in the contract's fields."""
+    holdout = split(conformed).holdout
+    row = (holdout if len(holdout) else conformed).iloc[0]
+    record: dict[str, Any] = {ID_COLUMN: str(row[ID_COLUMN])}
+    for name, feature in contract.features.items():
+        value = row[name]
+        if feature.type == "category":
+            record[name] = str(value)
+        elif feature.type == "bool":
+            record[name] = bool(value)
+        else:
+            record[name] = int(value) if feature.type == "int" else float(value)
+    return record
 
 
 def _say(message: str) -> None:
@@ -187,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-improvement", type=float, default=GateConfig.min_improvement)
     parser.add_argument("--max-psi", type=float, default=Thresholds.max_psi)
     parser.add_argument("--no-serve", action="store_true", help="skip serving and the prediction")
+    parser.add_argument("--data", help="a .csv or .parquet file or URI (default: synthetic data)")
+    parser.add_argument(
+        "--contract", default="churn", help="a built-in contract name or a YAML file (with --data)"
+    )
     args = parser.parse_args(argv)
 
     # The demo's artifacts are file:// URIs on this machine: never propose them to GitHub.
@@ -197,11 +224,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir = local / "demo" / "data"
     try:
         drift = {k: float(v) for k, v in (item.split("=", 1) for item in args.drift)}
-        data_uri = (data_dir / "customers.parquet").as_uri()
-        reference_uri = (data_dir / "reference.parquet").as_uri()
-        _say(f"generate   {args.rows} synthetic customers (seed 7) and a reference (seed 11)")
-        write_dataset(generate(args.rows, seed=7, drift=drift), data_uri)
-        write_dataset(generate(max(args.rows // 2, 1000), seed=11), reference_uri)
+        contract = load_contract(args.contract)
+        reference_uri: str | None
+        if args.data:
+            data_uri = args.data if "://" in args.data else Path(args.data).resolve().as_uri()
+            reference_uri = None
+            _say(f"data       {data_uri} with the contract {contract.name!r}; no drift reference")
+        else:
+            data_uri = (data_dir / "customers.parquet").as_uri()
+            reference_uri = (data_dir / "reference.parquet").as_uri()
+            _say(f"generate   {args.rows} synthetic customers (seed 7) and a reference (seed 11)")
+            write_dataset(generate(args.rows, seed=7, drift=drift), data_uri)
+            write_dataset(generate(max(args.rows // 2, 1000), seed=11), reference_uri)
         clone = prepare_gitops(root, local / "gitops")
         config = PipelineConfig(
             data_uri=data_uri,
@@ -214,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report_dir=local / "demo" / "reports",
             thresholds=Thresholds(max_psi=args.max_psi),
             gate=GateConfig(min_improvement=args.min_improvement),
+            contract=contract,
         )
         result = run_pipeline(config, progress=_say)
         prediction = None
@@ -241,7 +276,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             (local / "last-promoted.json").write_text(json.dumps(pin, indent=2) + "\n")
             if not args.no_serve:
                 _say("serve      churn-api with the promoted pin; POST /v1/predict")
-                prediction = predict_once(pin, SAMPLE)
+                conformed = result.validation.conformed if result.validation else None
+                record = (
+                    sample_record(conformed, contract)
+                    if args.data and conformed is not None
+                    else SAMPLE
+                )
+                prediction = predict_once(pin, record)
     except PipelineError as exc:
         print(f"\nchurn-workflows demo: {exc}", file=sys.stderr)
         return 1

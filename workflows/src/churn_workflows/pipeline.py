@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from churn_contract import Contract, builtin_contract
+
 from churn_workflows import PipelineError
 from churn_workflows.lineage import DataSource, add_pull_request, source_version
 from churn_workflows.pin import Pin
@@ -52,6 +54,7 @@ class PipelineConfig:
     dry_run: bool = False
     threads: int = 1
     serving_url: str | None = None
+    contract: Contract = field(default_factory=builtin_contract)
 
 
 @dataclass
@@ -76,17 +79,21 @@ def run_pipeline(config: PipelineConfig, progress: Callable[[str], None] = print
     result.rows, result.data_sha256 = len(data.frame), data.sha256
     reference = read_dataset(config.reference_uri) if config.reference_uri else None
 
-    progress(f"validate   {result.rows} rows against the contract and the reference")
+    progress(
+        f"validate   {result.rows} rows against the contract {config.contract.name!r}"
+        + (" and the reference" if reference else "")
+    )
     report = validate(
         data.frame,
         source=config.data_uri,
+        contract=config.contract,
         reference=reference.frame if reference else None,
         reference_source=config.reference_uri,
         thresholds=config.thresholds,
     )
     result.validation = report
     json_path, _ = write_report(report, config.report_dir)
-    if not report.passed:
+    if not report.passed or report.conformed is None:
         raise PipelineError(
             "validation failed (report: "
             + str(json_path)
@@ -99,7 +106,7 @@ def run_pipeline(config: PipelineConfig, progress: Callable[[str], None] = print
         config.environment, serving_url=config.serving_url, repo=config.repo, base=config.base
     )
     connect(config.tracking_uri, artifact_location=config.artifact_location)
-    parts = train_step.split(data.frame)
+    parts = train_step.split(report.conformed)
     # The code that runs: this checkout (or GIT_COMMIT), not the GitOps clone the pins live in.
     commit = git_commit()
     artifacts: dict[str, bytes] = {}
@@ -112,6 +119,7 @@ def run_pipeline(config: PipelineConfig, progress: Callable[[str], None] = print
             data_sha256=data.sha256,
             commit=commit,
             threads=config.threads,
+            contract=config.contract,
         )
         result.results.append(trained.summary())
         artifacts[trained.run_id] = trained.artifact

@@ -10,6 +10,7 @@ module from the workflows image; data and reports move as artifacts through the
 
 from __future__ import annotations
 
+from churn_contract import BUILTIN_CONTRACTS, DEFAULT_CONTRACT
 from hera.workflows import (
     DAG,
     Artifact,
@@ -75,8 +76,15 @@ def build() -> WorkflowTemplate:
                 "data-source",
                 "snapshot",
                 "snapshot: s3://churn-<env>-data/snapshots/customers.parquet; "
-                "synthetic: generated in the pod.",
-                ["snapshot", "synthetic"],
+                "synthetic: generated in the pod; or a URI of a .csv or .parquet file "
+                "(s3://bucket/key, file:///path).",
+            ),
+            argo.parameter(
+                "contract",
+                DEFAULT_CONTRACT,
+                "The feature contract: a built-in name ("
+                + ", ".join(BUILTIN_CONTRACTS)
+                + ") or the URI of a contract YAML file (s3://bucket/key.yaml).",
             ),
             argo.parameter(
                 "max-psi", str(limits.max_psi), "Largest PSI a feature may drift (number)."
@@ -134,15 +142,21 @@ def build() -> WorkflowTemplate:
             [
                 "--data",
                 f"{W}/data.parquet",
+                "--contract",
+                _param("contract"),
                 "--reference",
                 f"s3://churn-{ENV}-data/reference/customers.parquet",
                 "--max-psi",
                 _param("max-psi"),
                 "--report-dir",
                 f"{W}/report",
+                "--output",
+                f"{W}/conformed.parquet",
             ],
             inputs=[data_in],
             outputs=[
+                # The data in the contract's canonical columns: what every later step reads.
+                Artifact(name="conformed", path=f"{W}/conformed.parquet", optional=True),
                 Artifact(name="validation-report", path=f"{W}/report", optional=True),
                 Parameter(
                     name="summary",
@@ -168,6 +182,8 @@ def build() -> WorkflowTemplate:
                 "{{inputs.parameters.candidate}}",
                 "--data",
                 f"{W}/data.parquet",
+                "--contract",
+                _param("contract"),
                 "--data-uri",
                 "{{inputs.parameters.data-uri}}",
                 "--data-sha256",
@@ -271,10 +287,11 @@ def build() -> WorkflowTemplate:
                 Env(name="ARGO_WORKFLOW_UID", value="{{workflow.uid}}"),
             ],
         )
-        data = Artifact(name="data", from_="{{tasks.ingest.outputs.artifacts.data}}")
+        raw = Artifact(name="data", from_="{{tasks.ingest.outputs.artifacts.data}}")
+        data = Artifact(name="data", from_="{{tasks.validate.outputs.artifacts.conformed}}")
         with DAG(name="pipeline"):
             Task(name="ingest", template=ingest)
-            Task(name="validate", template=validate, arguments=[data], depends="ingest")
+            Task(name="validate", template=validate, arguments=[raw], depends="ingest")
             Task(name="candidates", template=list_candidates, depends="ingest")
             Task(
                 name="train",

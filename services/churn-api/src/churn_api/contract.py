@@ -1,10 +1,8 @@
-"""The feature contract: the one definition of what a customer record is.
+"""The service's view of the feature contract (``churn_contract``, the ``churn`` file).
 
-The service validates requests with these Structs, the training code builds its
-frames from ``FEATURES``, and the exported ONNX model carries
-``feature_contract_json()`` in its metadata. At start the service refuses a model
-whose contract differs from its own. This module imports msgspec only, so the
-training code can use it without any web dependency.
+The service validates requests with these Structs; a test proves they state
+exactly the features, categories and bounds of the default contract file. At
+start the service refuses a model whose embedded contract differs from it.
 
 The ONNX graph's inputs mirror the contract: one input per feature, named after
 it, shape ``[None, 1]``; ``tensor(string)`` for categorical features and
@@ -14,10 +12,17 @@ it, shape ``[None, 1]``; ``tensor(string)`` for categorical features and
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Final, Literal
 
 import msgspec
+from churn_contract import (
+    CONTRACT_METADATA_KEY,
+    LINEAGE_METADATA_KEYS,
+    PROBABILITY_OUTPUT,
+    Contract,
+    builtin_contract,
+    contract_json,
+)
 
 __all__ = [
     "CATEGORICAL_FEATURES",
@@ -31,8 +36,10 @@ __all__ = [
     "InternetService",
     "PaymentMethod",
     "StrictStruct",
+    "default_contract",
     "feature_contract",
     "feature_contract_json",
+    "request_fields",
 ]
 
 ContractType = Literal["month-to-month", "one-year", "two-year"]
@@ -76,22 +83,29 @@ class CustomerFeatures(StrictStruct, frozen=True):
     senior_citizen: bool
 
 
-CONTRACT_METADATA_KEY: Final = "churn.feature_contract"
-# Lineage the training pipeline writes into ONNX metadata_props, read back by the service.
-LINEAGE_METADATA_KEYS: Final = (
-    "churn.model_version",
-    "churn.mlflow_run_id",
-    "churn.data_sha256",
-    "churn.git_commit",
-    "churn.threshold",
-)
-PROBABILITY_OUTPUT: Final = "probabilities"
-
 FEATURES: Final[tuple[str, ...]] = CustomerFeatures.__struct_fields__
 
 
+def default_contract() -> Contract:
+    """The contract file these Structs state: ``churn_contract``'s ``churn``."""
+    return builtin_contract()
+
+
+def request_fields(contract: Contract) -> dict[str, dict[str, object]]:
+    """What a client may send per feature: type, categories or range (descriptions aside)."""
+    fields: dict[str, dict[str, object]] = {}
+    for name, feature in contract.features.items():
+        spec: dict[str, object] = {"type": feature.type}
+        if feature.type == "category":
+            spec["categories"] = sorted(feature.categories or ())
+        elif feature.type != "bool":
+            spec["min"], spec["max"] = feature.min, feature.max
+        fields[name] = spec
+    return fields
+
+
 def feature_contract() -> dict[str, dict[str, object]]:
-    """Describe every feature: its type, its allowed categories or its range."""
+    """Describe every feature of ``CustomerFeatures``: type, categories or range."""
     contract: dict[str, dict[str, object]] = {}
     struct_info = msgspec.inspect.type_info(CustomerFeatures)
     assert isinstance(struct_info, msgspec.inspect.StructType)
@@ -117,8 +131,8 @@ def feature_contract() -> dict[str, dict[str, object]]:
 
 
 def feature_contract_json() -> str:
-    """The contract as canonical JSON: the exact string stored in the ONNX metadata."""
-    return json.dumps(feature_contract(), sort_keys=True, separators=(",", ":"))
+    """The default contract as canonical JSON: the exact string stored in the ONNX metadata."""
+    return contract_json(default_contract())
 
 
 CATEGORICAL_FEATURES: Final = tuple(

@@ -17,7 +17,6 @@ by ONNX Runtime alone.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
+from churn_contract import ContractError, contract_from_json
 
 from churn_api.contract import (
     CATEGORICAL_FEATURES,
@@ -37,6 +37,7 @@ from churn_api.contract import (
     PROBABILITY_OUTPUT,
     CustomerFeatures,
     feature_contract,
+    request_fields,
 )
 from churn_api.linear import LinearScorer, fit_linear
 from churn_api.storage import ModelLoadError, fetch
@@ -138,18 +139,12 @@ def _check_contract(metadata: dict[str, str]) -> None:
             "contract_mismatch", f"model metadata has no {CONTRACT_METADATA_KEY!r}"
         )
     try:
-        theirs = json.loads(stored)
-    except ValueError:
-        raise ModelLoadError(
-            "contract_mismatch", f"{CONTRACT_METADATA_KEY!r} is not JSON"
-        ) from None
+        theirs = request_fields(contract_from_json(stored, CONTRACT_METADATA_KEY))
+    except ContractError as exc:
+        raise ModelLoadError("contract_mismatch", str(exc)) from None
     ours = feature_contract()
     if theirs != ours:
-        differ = sorted(
-            k
-            for k in set(ours) | set(theirs)
-            if not isinstance(theirs, dict) or ours.get(k) != theirs.get(k)
-        )
+        differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
         raise ModelLoadError(
             "contract_mismatch", f"the model's feature contract differs from the API's on {differ}"
         )

@@ -42,7 +42,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, f1_score,
 
 from churn_workflows import PipelineError, Unreachable, exit_code
 from churn_workflows.pin import Pin, pin_path
-from churn_workflows.steps.export import onnx_probabilities, sha256
+from churn_workflows.steps.export import onnx_probabilities, same_request, sha256
 from churn_workflows.steps.ingest import read_dataset
 from churn_workflows.steps.promote import read_target_pin
 from churn_workflows.steps.synthetic import LABEL
@@ -113,6 +113,7 @@ class Evaluation:
     reference_sha256: str | None = None
     unchanged: bool = False
     reasons: list[str] = field(default_factory=list)
+    note: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -144,7 +145,8 @@ class Evaluation:
                 f"read from {self.baseline_source}"
                 if pin
                 else f"none ({self.baseline_source or 'bootstrap pin'})"
-            ),
+            )
+            + (f"; {self.note}" if self.note else ""),
             "",
             f"Holdout: n = {int(cand['rows'])} rows, {int(cand['positives'])} churned "
             f"(base rate {cand['base_rate']:.4f}); data sha256 `{self.data_sha256 or '-'}`; "
@@ -417,6 +419,10 @@ def evaluate(
         return result
     running_artifact = fetch_running_model(running_pin)
     result.reasons += floor_reasons(candidate, gate)
+    if running_artifact is not None and not same_request(running_artifact, artifact):
+        # Another API: the serving model cannot score these rows; the floors decide.
+        result.note = "the serving model has another feature contract (an API change): not compared"
+        return result
     if running_artifact is None:
         return result
     try:

@@ -25,12 +25,17 @@ import numpy as np
 import onnx
 import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-from churn_api.contract import (
-    CATEGORICAL_FEATURES,
+from churn_contract import (
     CONTRACT_METADATA_KEY,
-    FEATURES,
     PROBABILITY_OUTPUT,
-    feature_contract_json,
+    Contract,
+    ContractError,
+    builtin_contract,
+    categorical_features,
+    contract_from_json,
+    contract_json,
+    diff_contracts,
+    feature_names,
 )
 from skl2onnx import convert_sklearn  # type: ignore[import-untyped,unused-ignore]
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType  # type: ignore[import-untyped,unused-ignore]
@@ -42,11 +47,13 @@ __all__ = [
     "ARTIFACT_METADATA_KEYS",
     "GRAPH_NAME",
     "MAX_PARITY_DIFF",
+    "artifact_contract",
     "export_onnx",
     "model_frame",
     "model_inputs",
     "onnx_probabilities",
     "parity",
+    "same_request",
     "sha256",
     "stamp",
 ]
@@ -59,43 +66,51 @@ ARTIFACT_METADATA_KEYS = ("churn.threshold",)
 _OPSET = 17
 
 
-def model_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray[Any, Any]]:
-    """The ONNX feeds for ``frame``: one ``[n, 1]`` array per feature."""
+def model_inputs(
+    frame: pd.DataFrame, contract: Contract | None = None
+) -> dict[str, np.ndarray[Any, Any]]:
+    """The ONNX feeds for ``frame``: one ``[n, 1]`` array per feature of ``contract``."""
+    contract = contract or builtin_contract()
+    categorical = categorical_features(contract)
     feeds: dict[str, np.ndarray[Any, Any]] = {}
-    for name in FEATURES:
+    for name in feature_names(contract):
         column = frame[name]
-        if name in CATEGORICAL_FEATURES:
+        if name in categorical:
             feeds[name] = column.astype(str).to_numpy(dtype=object).reshape(-1, 1)
         else:
             feeds[name] = column.to_numpy(dtype=np.float32).reshape(-1, 1)
     return feeds
 
 
-def model_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def model_frame(frame: pd.DataFrame, contract: Contract | None = None) -> pd.DataFrame:
     """The features as the Pipeline sees them: strings, and numbers rounded through float32.
 
     ONNX Runtime computes in float32; feeding scikit-learn the same float32
     values keeps tree thresholds from splitting the two apart.
     """
+    contract = contract or builtin_contract()
+    categorical = categorical_features(contract)
     out = pd.DataFrame(index=frame.index)
-    for name in FEATURES:
-        if name in CATEGORICAL_FEATURES:
+    for name in feature_names(contract):
+        if name in categorical:
             out[name] = frame[name].astype(str).to_numpy(dtype=object)
         else:
             out[name] = frame[name].to_numpy(dtype=np.float32).astype(np.float64)
     return out
 
 
-def export_onnx(pipeline: Pipeline, facts: Mapping[str, str]) -> bytes:
-    """Convert ``pipeline`` and stamp the contract and ``facts`` (``ARTIFACT_METADATA_KEYS``)."""
+def export_onnx(
+    pipeline: Pipeline, facts: Mapping[str, str], contract: Contract | None = None
+) -> bytes:
+    """Convert ``pipeline`` and stamp ``contract`` and ``facts`` (``ARTIFACT_METADATA_KEYS``)."""
+    contract = contract or builtin_contract()
+    categorical = categorical_features(contract)
     initial_types: list[tuple[str, Any]] = [
         (
             name,
-            StringTensorType([None, 1])
-            if name in CATEGORICAL_FEATURES
-            else FloatTensorType([None, 1]),
+            StringTensorType([None, 1]) if name in categorical else FloatTensorType([None, 1]),
         )
-        for name in FEATURES
+        for name in feature_names(contract)
     ]
     classifier = pipeline.steps[-1][1]
     try:
@@ -118,11 +133,15 @@ def export_onnx(pipeline: Pipeline, facts: Mapping[str, str]) -> bytes:
     model.graph.output.extend(outputs)
     model.graph.name = GRAPH_NAME
     onnx.checker.check_model(model)
-    return stamp(model.SerializeToString(), facts)
+    return stamp(model.SerializeToString(), facts, contract)
 
 
-def stamp(artifact: bytes, facts: Mapping[str, str]) -> bytes:
-    """``artifact`` with the contract and ``facts`` in its metadata; the graph is unchanged."""
+def stamp(artifact: bytes, facts: Mapping[str, str], contract: Contract | None = None) -> bytes:
+    """``artifact`` with ``facts`` (and ``contract``, when given) in its metadata.
+
+    The graph is unchanged. Without ``contract`` the artifact keeps the one it
+    carries (the default when none).
+    """
     unknown = set(facts) - set(ARTIFACT_METADATA_KEYS)
     if unknown:
         raise PipelineError(
@@ -132,7 +151,8 @@ def stamp(artifact: bytes, facts: Mapping[str, str]) -> bytes:
         )
     model = onnx.load_from_string(artifact)
     props = {p.key: p.value for p in model.metadata_props}
-    props[CONTRACT_METADATA_KEY] = feature_contract_json()
+    if contract is not None or CONTRACT_METADATA_KEY not in props:
+        props[CONTRACT_METADATA_KEY] = contract_json(contract or builtin_contract())
     props.update(facts)
     del model.metadata_props[:]
     for key in sorted(props):
@@ -140,18 +160,40 @@ def stamp(artifact: bytes, facts: Mapping[str, str]) -> bytes:
     return bytes(model.SerializeToString())
 
 
+def artifact_contract(artifact: bytes) -> Contract:
+    """The feature contract ``artifact`` carries in its metadata."""
+    props = {p.key: p.value for p in onnx.load_from_string(artifact).metadata_props}
+    if CONTRACT_METADATA_KEY not in props:
+        raise PipelineError(f"the ONNX artifact has no {CONTRACT_METADATA_KEY!r} metadata")
+    try:
+        return contract_from_json(props[CONTRACT_METADATA_KEY], CONTRACT_METADATA_KEY)
+    except ContractError as exc:
+        raise PipelineError(str(exc)) from None
+
+
+def same_request(first: bytes, second: bytes) -> bool:
+    """Whether two artifacts take the same request: no field added, removed or changed."""
+    return not diff_contracts(artifact_contract(first), artifact_contract(second))
+
+
 def onnx_probabilities(artifact: bytes, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
-    """The churn probability of each row of ``frame``, scored by ONNX Runtime."""
+    """The churn probability of each row of ``frame``, fed as the artifact's contract says."""
+    contract = artifact_contract(artifact)
+    missing = [name for name in feature_names(contract) if name not in frame.columns]
+    if missing:
+        raise PipelineError(
+            f"the data lacks feature(s) {missing} of the model's contract {contract.name!r}"
+        )
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(artifact, options, providers=["CPUExecutionProvider"])
-    (result,) = session.run([PROBABILITY_OUTPUT], model_inputs(frame))
+    (result,) = session.run([PROBABILITY_OUTPUT], model_inputs(frame, contract))
     return np.asarray(result, dtype=np.float64)[:, 1]
 
 
 def parity(pipeline: Pipeline, artifact: bytes, frame: pd.DataFrame) -> float:
     """Max absolute probability difference on ``frame``; above ``MAX_PARITY_DIFF`` fails."""
-    expected = pipeline.predict_proba(model_frame(frame))[:, 1]
+    expected = pipeline.predict_proba(model_frame(frame, artifact_contract(artifact)))[:, 1]
     diff = float(np.max(np.abs(onnx_probabilities(artifact, frame) - expected)))
     if diff > MAX_PARITY_DIFF:
         raise PipelineError(

@@ -1,8 +1,10 @@
 """Ingest: read a dataset from a URI (CSV or Parquet, ``file://`` or ``s3://``) and digest it.
 
 Steps: fetch the bytes, compute their sha256 (the lineage every later step
-carries), parse them by the file's suffix. A missing or unparsable file is a
-PipelineError naming the URI.
+carries), parse them by the file's suffix. A missing, empty, non-UTF-8 or
+unparsable file is a PipelineError naming the URI and what is wrong. CSV cells
+are read as written: only an empty cell is missing (``NA`` or ``None`` stay text,
+for the contract to map or refuse).
 """
 
 from __future__ import annotations
@@ -55,8 +57,22 @@ def read_dataset(uri: str) -> Dataset:
     raw = read_bytes(uri)
     if not raw:
         raise PipelineError(f"{uri}: the data file is empty")
+    if kind == "csv":
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PipelineError(
+                f"{uri}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                "save the CSV as UTF-8"
+            ) from None
     try:
-        frame = pd.read_csv(io.BytesIO(raw)) if kind == "csv" else pd.read_parquet(io.BytesIO(raw))
+        frame = (
+            pd.read_csv(
+                io.BytesIO(raw), encoding="utf-8-sig", keep_default_na=False, na_values=[""]
+            )
+            if kind == "csv"
+            else pd.read_parquet(io.BytesIO(raw))
+        )
     except Exception as exc:  # the parsers raise many types; all mean "corrupt"
         raise PipelineError(f"{uri}: cannot parse as {kind}: {exc}") from None
     return Dataset(uri=uri, sha256=hashlib.sha256(raw).hexdigest(), frame=frame)
@@ -84,7 +100,9 @@ def resolve_source(data_source: str, environment: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Copy a dataset to a local Parquet file and record its digest (Argo's ingest)."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-source", required=True, help="snapshot, synthetic or a URI")
+    parser.add_argument(
+        "--data-source", required=True, help="snapshot, synthetic or a URI (s3://, file://)"
+    )
     parser.add_argument("--environment", default="dev")
     parser.add_argument("--synthetic-rows", type=int, default=100_000)
     parser.add_argument("--output", required=True, help="where the Parquet copy goes")

@@ -13,20 +13,19 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-from churn_api.contract import FEATURES, feature_contract
+from churn_contract import ID_COLUMN, LABEL, builtin_contract, feature_names
 
 from churn_workflows.steps.ingest import write_dataset
 
 __all__ = ["ID_COLUMN", "LABEL", "generate", "main"]
 
-ID_COLUMN = "customer_id"
-LABEL = "churn"
-
-_CONTRACT = feature_contract()
+# The generator draws the default contract's features; its raw columns are the canonical ones.
+_CONTRACT = builtin_contract()
+FEATURES = feature_names(_CONTRACT)
 
 
 def _categories(name: str) -> list[str]:
-    return [str(value) for value in _CONTRACT[name]["categories"]]  # type: ignore[attr-defined]
+    return list(_CONTRACT.features[name].categories or ())
 
 
 def generate(rows: int, *, seed: int = 7, drift: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -82,10 +81,10 @@ def generate(rows: int, *, seed: int = 7, drift: Mapping[str, float] | None = No
 
 
 def _shift(frame: pd.DataFrame, name: str, strength: float, rng: np.random.Generator) -> None:
-    if name not in _CONTRACT:
+    if name not in _CONTRACT.features:
         raise ValueError(f"drift names {name!r}, which is not a feature of the contract")
-    spec = _CONTRACT[name]
-    kind = spec["type"]
+    spec = _CONTRACT.features[name]
+    kind = spec.type
     if kind == "category":
         moved = rng.random(len(frame)) < strength
         frame.loc[moved, name] = _categories(name)[-1]
@@ -95,7 +94,7 @@ def _shift(frame: pd.DataFrame, name: str, strength: float, rng: np.random.Gener
     else:
         column = frame[name].astype(float)
         shifted = column + strength * float(column.std() or 1.0)
-        shifted = shifted.clip(float(spec["min"]), float(spec["max"]))  # type: ignore[arg-type]
+        shifted = shifted.clip(float(spec.min or 0), float(spec.max or 0))
         frame[name] = shifted.round().astype(np.int64) if kind == "int" else shifted.round(2)
 
 

@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 import sklearn  # type: ignore[import-untyped,unused-ignore]
-from churn_api.contract import CATEGORICAL_FEATURES, NUMERIC_FEATURES, feature_contract
+from churn_contract import (
+    ID_COLUMN,
+    LABEL,
+    Contract,
+    builtin_contract,
+    categorical_features,
+    numeric_features,
+)
 from sklearn.compose import ColumnTransformer  # type: ignore[import-untyped,unused-ignore]
 from sklearn.ensemble import HistGradientBoostingClassifier  # type: ignore[import-untyped,unused-ignore]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped,unused-ignore]
@@ -34,10 +41,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler  # type: ignore[
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
 
 from churn_workflows import PipelineError, exit_code
+from churn_workflows.contracts import load_contract
 from churn_workflows.steps import export
 from churn_workflows.steps.export import model_frame
 from churn_workflows.steps.ingest import read_dataset
-from churn_workflows.steps.synthetic import ID_COLUMN, LABEL
 from churn_workflows.tracking import connect, git_commit, mlflow, quiet_model_logging
 
 __all__ = [
@@ -57,7 +64,6 @@ __all__ = [
 
 SEED = 20260101
 ONNX_ARTIFACT = "onnx/model.onnx"
-_CONTRACT = feature_contract()
 _SKOPS_TRUSTED = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 
 
@@ -126,27 +132,26 @@ def candidates() -> list[Candidate]:
     return sweep
 
 
-def build_pipeline(candidate: Candidate) -> Pipeline:
+def build_pipeline(candidate: Candidate, contract: Contract | None = None) -> Pipeline:
     """One-hot the categories, scale the numbers (linear models only), then the classifier.
 
     Trees need no scaling, and scaling in float32 (ONNX) against float64
     (scikit-learn) would move values across split thresholds.
     """
-    categories = [
-        [str(v) for v in _CONTRACT[name]["categories"]]  # type: ignore[attr-defined]
-        for name in CATEGORICAL_FEATURES
-    ]
+    contract = contract or builtin_contract()
+    categorical = categorical_features(contract)
+    categories = [list(contract.features[name].categories or ()) for name in categorical]
     prepare = ColumnTransformer(
         [
             (
                 "categories",
                 OneHotEncoder(categories=categories, handle_unknown="ignore"),
-                list(CATEGORICAL_FEATURES),
+                list(categorical),
             ),
             (
                 "numbers",
                 StandardScaler() if candidate.family == "logistic_regression" else "passthrough",
-                list(NUMERIC_FEATURES),
+                list(numeric_features(contract)),
             ),
         ],
         sparse_threshold=0.0,
@@ -201,12 +206,16 @@ def train_candidate(
     data_sha256: str,
     commit: str,
     threads: int = 1,
+    contract: Contract | None = None,
 ) -> CandidateResult:
     """Fit, export and log one candidate as an MLflow run (mlflow must be connected).
 
     ``threads`` caps the BLAS/OpenMP pools: one pod per candidate, one core
-    each, and no spinning threads fighting over a busy machine.
+    each, and no spinning threads fighting over a busy machine. ``contract``
+    (default: the built-in ``churn``) names the features and is embedded in the
+    artifact.
     """
+    contract = contract or builtin_contract()
     labels = parts.train[LABEL].astype(bool).to_numpy()
     with quiet_model_logging(), mlflow.start_run(run_name=candidate.name) as run:
         mlflow.set_tags(
@@ -221,17 +230,19 @@ def train_candidate(
             parts.train, source=data_uri, name="train", targets=LABEL, digest=data_sha256[:36]
         )
         mlflow.log_input(dataset, context="training")
-        pipeline = build_pipeline(candidate)
-        train_x = model_frame(parts.train)
+        mlflow.set_tag("churn.contract", contract.name)
+        pipeline = build_pipeline(candidate, contract)
+        train_x = model_frame(parts.train, contract)
         with threadpool_limits(limits=threads):
             pipeline.fit(train_x, labels)
         valid_labels = parts.valid[LABEL].astype(bool).to_numpy()
-        valid_p = pipeline.predict_proba(model_frame(parts.valid))[:, 1]
+        valid_p = pipeline.predict_proba(model_frame(parts.valid, contract))[:, 1]
         auc = float(roc_auc_score(valid_labels, valid_p))
         threshold = choose_threshold(valid_labels, valid_p)
         artifact = export.export_onnx(
             pipeline,
             {"churn.threshold": str(threshold)},
+            contract,
         )
         diff = export.parity(pipeline, artifact, parts.holdout)
         mlflow.log_metrics(
@@ -260,7 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--list", type=Path, help="write the sweep as a JSON list here")
     parser.add_argument("--candidate", help="one item of the sweep, as JSON")
-    parser.add_argument("--data")
+    parser.add_argument("--data", help="the conformed dataset (validate's output)")
+    parser.add_argument("--contract", default="churn", help="a built-in name or a URI (.yaml)")
     parser.add_argument("--data-uri", help="where the data came from (lineage)")
     parser.add_argument("--data-sha256", help="sha256 of the source's bytes (not of a copy)")
     parser.add_argument("--tracking-uri")
@@ -281,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_uri=args.data_uri or args.data,
             data_sha256=args.data_sha256 or data.sha256,
             commit=git_commit(),
+            contract=load_contract(args.contract),
         )
     except PipelineError as exc:
         print(f"train: {exc}", file=sys.stderr)
