@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from churn_api.contract import feature_contract_json
+from churn_contract import Contract, builtin_contract, contract_json
 
 from churn_workflows import PipelineError, Unreachable
 from churn_workflows.storage import exists, local_path, read_bytes, write_bytes
@@ -80,9 +80,9 @@ def lineage_uri(artifact_uri: str) -> str:
     return artifact_uri.removesuffix(".onnx") + ".lineage.json"
 
 
-def contract_sha256() -> str:
+def contract_sha256(contract: Contract | None = None) -> str:
     """The digest of the feature contract the artifact embeds (its canonical JSON)."""
-    return hashlib.sha256(feature_contract_json().encode()).hexdigest()
+    return hashlib.sha256(contract_json(contract or builtin_contract()).encode()).hexdigest()
 
 
 def source_version(uri: str) -> str | None:
@@ -112,6 +112,7 @@ def build_lineage(
     data: DataSource,
     gate: dict[str, Any],
     training_profile_sha256: str | None = None,
+    contract: Contract | None = None,
 ) -> dict[str, Any]:
     """The record for one registered, published version."""
     return {
@@ -126,7 +127,7 @@ def build_lineage(
         "code": {"git_commit": commit},
         "workflow": asdict(workflow),
         "data": asdict(data),
-        "contract_sha256": contract_sha256(),
+        "contract_sha256": contract_sha256(contract),
         "training_profile_sha256": training_profile_sha256,
         "gate": gate,
         "pull_request": None,

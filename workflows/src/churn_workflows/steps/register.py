@@ -36,7 +36,7 @@ from churn_workflows.lineage import (
     source_version,
     write_lineage,
 )
-from churn_workflows.steps.export import model_inputs, sha256
+from churn_workflows.steps.export import artifact_contract, model_inputs, sha256
 from churn_workflows.steps.ingest import read_dataset
 from churn_workflows.steps.publish import artifact_uri, publish_artifact
 from churn_workflows.steps.train import split
@@ -87,7 +87,7 @@ def log_onnx_model(artifact: bytes, run_id: str, example: pd.DataFrame) -> str:
     The signature is the graph's: one ``[-1, 1]`` tensor per feature in, the
     ``probabilities`` tensor out, inferred from ``example`` scored by ONNX Runtime.
     """
-    feeds = model_inputs(example)
+    feeds = model_inputs(example, artifact_contract(artifact))
     session = ort.InferenceSession(artifact, providers=["CPUExecutionProvider"])
     (probabilities,) = session.run(["probabilities"], feeds)
     signature = mlflow.models.infer_signature(feeds, {"probabilities": probabilities})
@@ -148,6 +148,7 @@ def register(
             workflow=made_by,
             data=data,
             gate=dict(gate),
+            contract=artifact_contract(artifact),
         )
         lineage = write_lineage(record)
         tags = {
