@@ -224,6 +224,14 @@ def _kustomization_file(directory: Path) -> Path | None:
     return None
 
 
+def _is_component(kfile: Path) -> bool:
+    try:
+        spec = yaml.load(kfile.read_text(), Loader=_LOADER) or {}
+    except yaml.YAMLError:
+        return False
+    return isinstance(spec, dict) and spec.get("kind") == "Component"
+
+
 @cache
 def _kustomize_bases(directory: Path) -> tuple[Path, ...]:
     """Every directory a kustomization pulls resources from, transitively."""
@@ -573,6 +581,8 @@ class Validator:
                 for top in RENDER_ROOTS
                 for name in KUSTOMIZATION_NAMES
                 for kfile in (self.root / top).rglob(name)
+                # A Component builds only inside the kustomizations that include it.
+                if not _is_component(kfile)
             }
         )
         self.report.kustomizations = len(directories)
