@@ -20,6 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "sandbox-apply.yaml"
 SCRIPT = ROOT / "infra" / "opentofu" / "scripts" / "sandbox.py"
+PIN_STEP = "Seed a model and pin it for the sandbox"
 
 
 def _workflow() -> dict[str, Any]:
@@ -62,16 +63,35 @@ def test_it_runs_behind_the_sandbox_environment_with_oidc_only() -> None:
 
 
 def test_apply_check_then_destroy_in_that_order() -> None:
-    apply_shared, apply_dev, wait, predict, teardown, destroy_dev, destroy_shared = _order(
+    apply_shared, apply_dev, pin, wait, predict, teardown, destroy_dev, destroy_shared = _order(
         "Apply envs/shared",
         "Apply envs/dev",
+        PIN_STEP,
         "Wait until every Argo CD Application is Synced and Healthy",
         "One prediction through an ALB",
         "Delete what the cluster made in AWS (load balancers, volumes)",
         "Destroy envs/dev",
         "Destroy envs/shared",
     )
-    assert apply_shared < apply_dev < wait < predict < teardown < destroy_dev < destroy_shared
+    assert apply_shared < apply_dev < pin < wait < predict
+    assert predict < teardown < destroy_dev < destroy_shared
+
+
+def test_a_model_is_seeded_and_pinned_before_the_wait_and_checked_by_the_prediction() -> None:
+    """dev's pin in Git is the bootstrap pin in a fresh fork: without the seeded pin churn-api
+    never becomes Ready and the wait stops at churn-api-dev."""
+    setup, pin = _order("The workspace's Python environment (builds the fixture model)", PIN_STEP)
+    assert setup < pin
+    assert _named("The workspace's Python environment (builds the fixture model)")["run"] == (
+        "make setup"
+    )
+    pin_run = str(_named(PIN_STEP)["run"])
+    assert '.venv/bin/python "$SANDBOX" pin-model --pin-file "$PIN_FILE"' in pin_run
+    assert "update-kubeconfig" in pin_run
+    predict_run = str(_named("One prediction through an ALB")["run"])
+    assert '--pin-file "$PIN_FILE"' in predict_run
+    assert _job()["env"]["PIN_FILE"]
+    assert "git" not in pin_run.split(), "the sandbox's pin is never committed"
 
 
 @pytest.mark.parametrize(
@@ -105,8 +125,16 @@ def test_tofu_steps_go_through_the_tested_script(name: str, action: str, root: s
 
 def test_every_script_subcommand_the_workflow_calls_exists() -> None:
     text = WORKFLOW.read_text(encoding="utf-8")
-    called = set(re.findall(r'python3 "\$SANDBOX" ([a-z-]+)', text))
-    assert called == {"runner-cidr", "region", "tofu", "wait-argocd", "predict", "teardown"}
+    called = set(re.findall(r'(?:python3|\.venv/bin/python) "\$SANDBOX" ([a-z-]+)', text))
+    assert called == {
+        "runner-cidr",
+        "region",
+        "tofu",
+        "pin-model",
+        "wait-argocd",
+        "predict",
+        "teardown",
+    }
     usage = subprocess.run(
         [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
     ).stdout

@@ -1,23 +1,37 @@
 """The sandbox apply's steps that are plain code (.github/workflows/sandbox-apply.yaml).
 
-The workflow applies envs/shared and envs/dev into a throwaway AWS account, waits for Argo CD,
-sends one prediction through an ALB and destroys everything. What it runs:
+The workflow applies envs/shared and envs/dev into a throwaway AWS account, seeds a model and
+pins it for the sandbox only, waits for Argo CD, sends one prediction through an ALB and destroys
+everything. What it runs:
 
     sandbox.py runner-cidr < checkip-output            the runner's egress address as a /32
     sandbox.py region                                  dev's region, from its terraform.tfvars
     sandbox.py tofu --action apply|destroy --root shared|dev ...   init and apply/destroy one root
+    sandbox.py pin-model --pin-file pin.json           seed the fixture model, pin it in-cluster
     sandbox.py wait-argocd --timeout 1800              every Application Synced and Healthy
-    sandbox.py predict --cidr 203.0.113.7/32           one prediction through a temporary ALB
+    sandbox.py predict --cidr 203.0.113.7/32 --pin-file pin.json   one prediction, the pin served
     sandbox.py teardown                                what Argo CD made in AWS goes before destroy
 
-kubectl, tofu and HTTP are reached through small seams (`Kubectl`, `run`, `post_json`) so the
-logic is tested here against fakes (infra/opentofu/tests/test_sandbox.py). Every wait polls a
-condition until a deadline.
+Why pin-model: dev's pin in Git is the bootstrap pin in a fresh fork (docs/contracts.md), or an
+artifact in the real dev bucket the sandbox cannot read; either way churn-api would never become
+Ready. The sandbox serves its own model instead, without a commit: the fixture model
+(churn_api.fixture, the dev dependencies) goes content-addressed into the sandbox's models
+bucket, and the live ApplicationSet `churn-api` gets a `templatePatch` adding one kustomize patch
+(the pin's three variables) to the Application it generates. A field Git does not set survives
+the root Application's self-heal (its diff compares the fields Git sets), and the ApplicationSet
+controller itself writes the Application, so nothing reverts the pin during the run.
+
+kubectl, tofu, S3 and HTTP are reached through small seams (`Kubectl`, `run`, an S3 client,
+`post_json`/`get_json`) so the logic is tested here against fakes and moto
+(infra/opentofu/tests/test_sandbox.py). Every wait polls a condition until a deadline. Only
+pin-model needs more than the standard library; it imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import ipaddress
 import json
 import os
@@ -34,13 +48,18 @@ from typing import Any
 
 __all__ = [
     "PREDICTION_RECORD",
+    "ModelPin",
     "SandboxError",
     "TofuSettings",
     "alb_hostname",
     "main",
+    "pin_model",
+    "pin_patch",
     "runner_cidr",
     "sandbox_ingress",
+    "seed_model",
     "teardown",
+    "template_patch",
     "tofu_commands",
     "unready_applications",
     "wait_for",
@@ -62,8 +81,17 @@ PREDICTION_RECORD: dict[str, Any] = {
     "customer_id": "sandbox-check",
 }
 
+# The Application the pin goes into, and the ApplicationSet that generates it.
+PINNED_APPLICATIONSET = "churn-api"
+PINNED_APPLICATION = "churn-api-dev"
+# The registry version the sandbox's seeded model serves under (MODEL_VERSION).
+SANDBOX_MODEL_VERSION = "sandbox-1"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TEMPLATE_ACTION = re.compile(r"\{\{.*?\}\}", re.S)
+
 Kubectl = Callable[[Sequence[str], str | None], str]
 PostJson = Callable[[str, dict[str, Any], dict[str, str]], tuple[int, dict[str, Any]]]
+GetJson = Callable[[str, dict[str, str]], tuple[int, dict[str, Any]]]
 
 
 class SandboxError(RuntimeError):
@@ -227,6 +255,191 @@ def argocd_condition(kubectl: Kubectl, minimum: int) -> Callable[[], str | None]
     return condition
 
 
+# ----------------------------------------------------------------------------- the model pin
+
+
+@dataclass(frozen=True)
+class ModelPin:
+    """The pin of docs/contracts.md ("The pin"): where the artifact is, its digest, its version."""
+
+    uri: str
+    sha256: str
+    version: str
+
+    def __post_init__(self) -> None:
+        if not _SHA256.fullmatch(self.sha256):
+            raise SandboxError(f"sha256 must be 64 lower-case hex digits, not {self.sha256!r}")
+        if self.sha256 == "0" * 64:
+            raise SandboxError("the bootstrap pin names no artifact: seed a model first")
+        if not (self.uri.startswith("s3://") and self.uri.endswith(f"/{self.sha256}.onnx")):
+            raise SandboxError(f"{self.uri!r} is not the content address of {self.sha256}")
+        if not self.version:
+            raise SandboxError("the pin needs a MODEL_VERSION")
+
+    def to_json(self) -> str:
+        """The pin as the JSON object pin-model writes and predict reads."""
+        return json.dumps({"uri": self.uri, "sha256": self.sha256, "version": self.version})
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelPin:
+        """The pin pin-model wrote, or a SandboxError naming what is wrong."""
+        try:
+            data = json.loads(text)
+            return cls(uri=data["uri"], sha256=data["sha256"], version=data["version"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SandboxError(f"not a pin file: {exc}") from None
+
+
+def cluster_annotation(kubectl: Kubectl, name: str) -> str:
+    """One annotation of the cluster Secret OpenTofu wrote (docs/contracts.md's table)."""
+    listing = json.loads(
+        kubectl(
+            [
+                *("-n", "argocd", "get", "secrets"),
+                *("-l", "argocd.argoproj.io/secret-type=cluster", "-o", "json"),
+            ],
+            None,
+        )
+    )
+    secrets = listing.get("items", [])
+    if len(secrets) != 1:
+        raise SandboxError(f"expected one Argo CD cluster Secret, found {len(secrets)}")
+    value = (secrets[0]["metadata"].get("annotations") or {}).get(name)
+    if not value:
+        raise SandboxError(f"the cluster Secret has no {name} annotation")
+    return str(value)
+
+
+def seed_model(s3: Any, bucket: str, data: bytes, version: str) -> ModelPin:
+    """Upload `data` content-addressed (churn-model/sha256/<sha256>.onnx) and return its pin.
+    S3 checks the bytes it stored against the digest sent along."""
+    digest = hashlib.sha256(data).hexdigest()
+    key = f"churn-model/sha256/{digest}.onnx"
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=data,
+        ChecksumSHA256=base64.b64encode(bytes.fromhex(digest)).decode(),
+    )
+    return ModelPin(uri=f"s3://{bucket}/{key}", sha256=digest, version=version)
+
+
+def pin_patch(pin: ModelPin) -> dict[str, Any]:
+    """The kustomize patch that sets the pin's three variables, shaped like
+    overlays/<env>/model.yaml; Argo CD applies it after the overlay's own patches."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "churn-api"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "churn-api",
+                            "env": [
+                                {"name": "MODEL_URI", "value": pin.uri},
+                                {"name": "MODEL_SHA256", "value": pin.sha256},
+                                {"name": "MODEL_VERSION", "value": pin.version},
+                            ],
+                        }
+                    ]
+                }
+            }
+        },
+    }
+    return {
+        "target": {"group": "apps", "kind": "Deployment", "name": "churn-api"},
+        "patch": json.dumps(deployment, indent=2),
+    }
+
+
+def _template_actions(value: Any) -> list[str]:
+    """Every `{{...}}` in the strings of `value`."""
+    if isinstance(value, dict):
+        return [action for item in value.values() for action in _template_actions(item)]
+    if isinstance(value, list):
+        return [action for item in value for action in _template_actions(item)]
+    return _TEMPLATE_ACTION.findall(value) if isinstance(value, str) else []
+
+
+def template_patch(applicationset: dict[str, Any], pin: ModelPin) -> str:
+    """The ApplicationSet's `templatePatch`: its template's kustomize patches plus the pin's.
+
+    The controller merges templatePatch into each generated Application and a list is replaced,
+    not appended to, so the template's own patches are carried along. templatePatch is a Go
+    template: their template actions must come through as written, and are checked to."""
+    import yaml  # noqa: PLC0415 - the other subcommands run before dependencies are installed
+
+    spec = applicationset.get("spec") or {}
+    if spec.get("templatePatch"):
+        raise SandboxError("the ApplicationSet already has a templatePatch; refusing to replace it")
+    kustomize = ((spec.get("template") or {}).get("spec") or {}).get("source", {}).get("kustomize")
+    patches = [*((kustomize or {}).get("patches") or []), pin_patch(pin)]
+
+    def literal(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in text else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    Dumper.add_representer(str, literal)
+    document = {"spec": {"source": {"kustomize": {"patches": patches}}}}
+    text = yaml.dump(document, Dumper=Dumper, sort_keys=False, width=1000)
+    if sorted(_TEMPLATE_ACTION.findall(text)) != sorted(_template_actions(patches)):
+        raise SandboxError("a template action of the ApplicationSet would not survive as YAML")
+    return text
+
+
+def pin_model(
+    kubectl: Kubectl,
+    pin: ModelPin,
+    *,
+    timeout: float,
+    interval: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Once the root Application has made the ApplicationSet, give it the pin's templatePatch;
+    then wait until the Application it generates carries the pin."""
+    found: list[dict[str, Any]] = []
+
+    def applicationset_exists() -> str | None:
+        listing = json.loads(
+            kubectl(["-n", "argocd", "get", "applicationsets", "-o", "json"], None)
+        )
+        for item in listing.get("items", []):
+            if item["metadata"]["name"] == PINNED_APPLICATIONSET:
+                found[:] = [item]
+                return None
+        return f"the root Application has not made the ApplicationSet {PINNED_APPLICATIONSET} yet"
+
+    wait_for(applicationset_exists, timeout=timeout, interval=interval, clock=clock, sleep=sleep)
+    body = {"spec": {"templatePatch": template_patch(found[0], pin)}}
+    kubectl(
+        [
+            *("-n", "argocd", "patch", "applicationset", PINNED_APPLICATIONSET),
+            *("--type", "merge", "-p", json.dumps(body)),
+        ],
+        None,
+    )
+
+    def application_pinned() -> str | None:
+        listing = json.loads(kubectl(["-n", "argocd", "get", "applications", "-o", "json"], None))
+        for app in listing.get("items", []):
+            if app["metadata"]["name"] != PINNED_APPLICATION:
+                continue
+            source = (app.get("spec") or {}).get("source") or {}
+            patches = (source.get("kustomize") or {}).get("patches") or []
+            if any(pin.sha256 in str(p.get("patch", "")) for p in patches):
+                return None
+            return f"{PINNED_APPLICATION} does not carry the pin yet"
+        return f"the ApplicationSet has not generated {PINNED_APPLICATION} yet"
+
+    wait_for(application_pinned, timeout=timeout, interval=interval, clock=clock, sleep=sleep)
+
+
 # ----------------------------------------------------------------------------- the prediction
 
 
@@ -297,18 +510,48 @@ def post_json(
         return 0, {}
 
 
+def get_json(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """GET a JSON body; (status, decoded body), status 0 when nothing answered."""
+    if not url.startswith("http://"):
+        raise SandboxError(f"only the ALB's http:// URL is read, not {url[:60]!r}")
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http:// only
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http only
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}
+    except (urllib.error.URLError, OSError, ValueError):
+        return 0, {}
+
+
+def served_pin_mismatch(
+    pin: ModelPin, prediction: dict[str, Any], model: dict[str, Any]
+) -> str | None:
+    """What differs between the seeded pin and what churn-api says it serves, or None."""
+    served = (prediction.get("model_version"), model.get("version"), model.get("sha256"))
+    if served != (pin.version, pin.version, pin.sha256):
+        return (
+            f"churn-api serves version {served[0]!r} (GET /v1/model: {served[1]!r}, sha256 "
+            f"{served[2]!r}), not the seeded {pin.version!r} {pin.sha256}"
+        )
+    return None
+
+
 def predict_through_alb(
     kubectl: Kubectl,
     cidr: str,
+    pin: ModelPin,
     *,
     timeout: float,
     interval: float,
     post: PostJson = post_json,
+    get: GetJson = get_json,
     api_key: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Put the temporary Ingress up, wait for its ALB, send one prediction, take it down."""
+    """Put the temporary Ingress up, wait for its ALB, send one prediction, check that the
+    seeded model answered it (its version, and its sha256 from GET /v1/model), take it down."""
     kubectl(["apply", "-f", "-"], json.dumps(sandbox_ingress(cidr)))
     try:
         hostname: list[str] = []
@@ -338,6 +581,12 @@ def predict_through_alb(
             return None
 
         wait_for(predicted, timeout=timeout, interval=interval, clock=clock, sleep=sleep)
+        status, model = get(f"http://{hostname[0]}/v1/model", headers)
+        if status != 200:
+            raise SandboxError(f"GET /v1/model answered {status or 'nothing'}")
+        mismatch = served_pin_mismatch(pin, answer, model)
+        if mismatch is not None:
+            raise SandboxError(mismatch)
         return answer
     finally:
         kubectl(["-n", "churn", "delete", "ingress", INGRESS_NAME, "--ignore-not-found"], None)
@@ -389,8 +638,25 @@ def kubectl_cli(args: Sequence[str], stdin: str | None) -> str:
 # ----------------------------------------------------------------------------- command line
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one subcommand; a SandboxError prints one line and exits 2."""
+def seed_fixture_model(models_bucket: str) -> ModelPin:
+    """Build the service's fixture model (seeded: the same bytes every run) and upload it."""
+    # The other subcommands run before dependencies are installed.
+    import boto3  # noqa: PLC0415
+    from churn_api.fixture import fixture_onnx_bytes  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    data = fixture_onnx_bytes(version=SANDBOX_MODEL_VERSION)
+    return seed_model(boto3.client("s3"), models_bucket, data, SANDBOX_MODEL_VERSION)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SandboxError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The subcommands and their arguments."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("runner-cidr", help="stdin: the runner's IPv4; prints <ip>/32")
@@ -400,18 +666,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     tofu.add_argument("--root", required=True, choices=ROOTS)
     for name in ("account-id", "state-bucket", "name-prefix", "runner-cidr", "github-repository"):
         tofu.add_argument(f"--{name}", required=True)
+    pin = commands.add_parser("pin-model", help="seed the fixture model and pin it in-cluster")
+    pin.add_argument("--pin-file", required=True, type=Path, help="where the pin is written")
+    pin.add_argument("--timeout", type=float, default=1200)
+    pin.add_argument("--interval", type=float, default=15)
     wait = commands.add_parser("wait-argocd", help="until every Application is Synced+Healthy")
     wait.add_argument("--timeout", type=float, default=1800)
     wait.add_argument("--interval", type=float, default=20)
     wait.add_argument("--minimum", type=int, default=10, help="Applications that must exist")
     predict = commands.add_parser("predict", help="one prediction through a temporary ALB")
     predict.add_argument("--cidr", required=True, help="who may reach the ALB (the runner)")
+    predict.add_argument("--pin-file", required=True, type=Path, help="pin-model's pin")
     predict.add_argument("--timeout", type=float, default=900)
     predict.add_argument("--interval", type=float, default=15)
     down = commands.add_parser("teardown", help="delete what Argo CD made in AWS, then wait")
     down.add_argument("--timeout", type=float, default=900)
     down.add_argument("--interval", type=float, default=15)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a SandboxError prints one line and exits 2."""
+    args = _parser().parse_args(argv)
     try:
         if args.command == "runner-cidr":
             print(runner_cidr(sys.stdin.read()))
@@ -427,6 +703,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             for command in tofu_commands(args.action, args.root, settings):
                 run(command)
+        elif args.command == "pin-model":
+            seeded = seed_fixture_model(
+                models_bucket=cluster_annotation(kubectl_cli, "models_bucket")
+            )
+            pin_model(kubectl_cli, seeded, timeout=args.timeout, interval=args.interval)
+            args.pin_file.write_text(seeded.to_json(), encoding="utf-8")
+            print(f"{PINNED_APPLICATION} pinned to {seeded.uri} (version {seeded.version})")
         elif args.command == "wait-argocd":
             condition = argocd_condition(kubectl_cli, args.minimum)
             wait_for(condition, timeout=args.timeout, interval=args.interval)
@@ -439,6 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             answer = predict_through_alb(
                 kubectl_cli,
                 cidr,
+                ModelPin.from_json(_read(args.pin_file)),
                 timeout=args.timeout,
                 interval=args.interval,
                 api_key=os.environ.get("CHURN_API_KEY"),
