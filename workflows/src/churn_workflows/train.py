@@ -87,6 +87,18 @@ def build() -> WorkflowTemplate:
                 + ") or the URI of a contract YAML file (s3://bucket/key.yaml).",
             ),
             argo.parameter(
+                "reason",
+                "manual",
+                "Why this run: manual, nightly, or what churn-monitor saw (drift, live quality).",
+            ),
+            argo.parameter(
+                "drift",
+                "refuse",
+                "refuse: feature drift above max-psi fails the run; report: it is reported "
+                "(churn-monitor's retrains). Broken data refuses either way.",
+                ["refuse", "report"],
+            ),
+            argo.parameter(
                 "max-psi", str(limits.max_psi), "Largest PSI a feature may drift (number)."
             ),
             argo.parameter("min-roc-auc", str(gate.min_roc_auc), "Gate floor: ROC AUC (number)."),
@@ -148,6 +160,8 @@ def build() -> WorkflowTemplate:
                 f"s3://churn-{ENV}-data/reference/customers.parquet",
                 "--max-psi",
                 _param("max-psi"),
+                "--drift",
+                _param("drift"),
                 "--report-dir",
                 f"{W}/report",
                 "--output",

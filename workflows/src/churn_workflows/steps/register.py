@@ -36,8 +36,9 @@ from churn_workflows.lineage import (
     source_version,
     write_lineage,
 )
-from churn_workflows.steps.export import artifact_contract, model_inputs, sha256
+from churn_workflows.steps.export import artifact_contract, model_inputs, onnx_probabilities, sha256
 from churn_workflows.steps.ingest import read_dataset
+from churn_workflows.steps.profile import publish_profile, training_profile
 from churn_workflows.steps.publish import artifact_uri, publish_artifact
 from churn_workflows.steps.train import split
 from churn_workflows.storage import exists
@@ -136,6 +137,8 @@ def register(
     )
     try:
         uri = publish(artifact, bucket_uri)
+        profile = training_profile(holdout, onnx_probabilities(artifact, holdout))
+        publish_profile(profile, bucket_uri, digest)
         commit = run.data.tags.get("mlflow.source.git.commit") or git_commit()
         made_by = workflow or Workflow.from_env()
         record = build_lineage(

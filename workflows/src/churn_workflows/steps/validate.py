@@ -48,6 +48,7 @@ from pandera.errors import SchemaErrors  # type: ignore[import-untyped,unused-ig
 from churn_workflows import PipelineError, exit_code
 from churn_workflows.contracts import load_contract
 from churn_workflows.steps.ingest import read_dataset, write_dataset
+from churn_workflows.storage import exists
 
 __all__ = [
     "Thresholds",
@@ -73,6 +74,9 @@ class Thresholds:
     max_psi: float = 0.2
     min_positive_rate: float = 0.05
     max_positive_rate: float = 0.95
+    # "refuse": drift above max_psi fails the run; "report": it is reported, the run goes on
+    # (a retrain that drift itself started). Broken data refuses either way.
+    drift: str = "refuse"
 
 
 @dataclass
@@ -91,6 +95,7 @@ class ValidationReport:
     psi: dict[str, float] = field(default_factory=dict)
     positive_rate: float | None = None
     conformed: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    drift_reported: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -130,6 +135,9 @@ class ValidationReport:
                 for name, value in self.psi.items()
             ]
             lines.append("")
+        if self.drift_reported:
+            lines += ["Drift (reported, not refused: the reason for this run):", ""]
+            lines += [f"- {d}" for d in self.drift_reported] + [""]
         lines += ["Violations:" if self.violations else "No violations.", ""]
         lines += [f"- {v}" for v in self.violations]
         return "\n".join(lines).rstrip() + "\n"
@@ -348,7 +356,10 @@ def _drift(
         value = psi(frame[name], reference[name], contract.features[name].type)
         report.psi[name] = round(value, 6)
         if value > limit:
-            report.violations.append(
+            found = (
+                report.violations if report.thresholds.drift != "report" else report.drift_reported
+            )
+            found.append(
                 f"{report.source}: feature {name!r} drifted from "
                 f"{report.reference or 'reference'}: PSI {value:.3f} > {limit}"
             )
@@ -416,12 +427,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--contract", default="churn", help="a built-in name or a URI (.yaml)")
     parser.add_argument("--reference", help="a dataset to measure drift against")
     parser.add_argument("--max-psi", type=float, default=Thresholds.max_psi)
+    parser.add_argument("--drift", choices=("refuse", "report"), default="refuse")
     parser.add_argument("--report-dir", type=Path, required=True)
     parser.add_argument("--output", help="where the conformed dataset goes (.parquet)")
     args = parser.parse_args(argv)
     try:
         contract = load_contract(args.contract)
         data = read_dataset(args.data)
+        if args.reference and not exists(args.reference):
+            # A fresh environment has no reference yet: the first run checks everything else.
+            print(f"validate: no reference at {args.reference} (first run): drift not measured")
+            args.reference = None
         reference = read_dataset(args.reference) if args.reference else None
     except PipelineError as exc:
         print(f"validate: {exc}", file=sys.stderr)
@@ -432,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         contract=contract,
         reference=reference.frame if reference else None,
         reference_source=args.reference,
-        thresholds=Thresholds(max_psi=args.max_psi),
+        thresholds=Thresholds(max_psi=args.max_psi, drift=args.drift),
     )
     write_report(report, args.report_dir)
     print(report.to_markdown())

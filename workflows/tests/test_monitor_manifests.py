@@ -1,0 +1,71 @@
+"""The rendered churn-monitor, its CronWorkflows and churn-outcomes: valid, wired for the loop."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from churn_workflows.pin import ENVIRONMENTS
+from churn_workflows.render import render
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_manifests_in_sync import _schemas
+
+NAMES = [
+    "churn-monitor.yaml",
+    "churn-outcomes.yaml",
+    *[f"churn-monitor-{e}.yaml" for e in ENVIRONMENTS],
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_loop_manifests_validate_against_the_crd_schemas(name: str) -> None:
+    document = yaml.safe_load(render()[name])
+    schema_file = _schemas() / "argoproj.io" / f"{document['kind'].lower()}_v1alpha1.json"
+    jsonschema.validate(document, json.loads(schema_file.read_text()))
+
+
+def test_the_monitor_submits_churn_train_on_its_snapshot_with_the_reason() -> None:
+    spec = yaml.safe_load(render()["churn-monitor.yaml"])["spec"]
+    templates = {t["name"]: t for t in spec["templates"]}
+    monitor = templates["monitor"]["container"]
+    assert monitor["command"] == ["python", "-m", "churn_workflows.steps.monitor"]
+    store = next(e for e in monitor["env"] if e["name"] == "CHURN_CAPTURE_URL")
+    assert store["valueFrom"]["secretKeyRef"] == {"key": "url", "name": "churn-predictions-db"}
+    submitted = json.loads(templates["submit-train"]["resource"]["manifest"])
+    assert templates["submit-train"]["resource"]["action"] == "create"
+    assert submitted["kind"] == "Workflow"
+    assert submitted["spec"]["workflowTemplateRef"] == {"name": "churn-train"}
+    arguments = {p["name"]: p["value"] for p in submitted["spec"]["arguments"]["parameters"]}
+    assert arguments == {
+        "environment": "{{inputs.parameters.environment}}",
+        "data-source": "{{inputs.parameters.snapshot}}",
+        "reason": "{{inputs.parameters.reason}}",
+        "drift": "report",  # the drift that started the run is reported, not a refusal
+    }
+    tasks = {t["name"]: t for t in templates["monitor-and-retrain"]["dag"]["tasks"]}
+    assert tasks["retrain"]["when"] == (
+        "{{tasks.monitor.outputs.parameters.retrain}} == true && "
+        "{{workflow.parameters.retrain}} == true"
+    )
+    passed = {p["name"]: p["value"] for p in tasks["retrain"]["arguments"]["parameters"]}
+    assert passed["snapshot"] == "{{tasks.monitor.outputs.parameters.snapshot}}"
+    assert passed["environment"] == "{{workflow.parameters.environment}}"
+    # churn-train accepts what the monitor passes.
+    train = yaml.safe_load(render()["churn-train.yaml"])["spec"]
+    train_params = {p["name"] for p in train["arguments"]["parameters"]}
+    assert set(arguments) <= train_params
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_each_environment_has_its_own_daily_monitor(environment: str) -> None:
+    cron = yaml.safe_load(render()[f"churn-monitor-{environment}.yaml"])["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid"
+    spec = cron["workflowSpec"]
+    assert spec["workflowTemplateRef"] == {"name": "churn-monitor"}
+    assert spec["arguments"]["parameters"] == [{"name": "environment", "value": environment}]
+    assert spec["securityContext"]["runAsNonRoot"] is True
