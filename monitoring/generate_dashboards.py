@@ -305,10 +305,75 @@ def _releases() -> dict[str, Any]:
     )
 
 
+def _live(metric: str, label: str = "") -> list[tuple[str, str]]:
+    expr = f"max by (model_version) (churn_model_live_{metric}{{{NS}}})"
+    return [(expr, label + "v{{model_version}}")]
+
+
+def _quality() -> dict[str, Any]:
+    # churn-monitor computes these daily from captured predictions and their outcomes;
+    # churn-api exposes its latest window as churn_model_live_* (one series per pod).
+    dashboard = _dashboard(
+        "churn-model-quality",
+        "Model accuracy over time",
+        [
+            _panel(
+                "Live ROC AUC by model version",
+                "On the labelled captured predictions of the monitor's window; alert floor 0.70.",
+                "none",
+                _live("roc_auc"),
+            ),
+            _panel("Live PR AUC by model version", "Average precision.", "none", _live("pr_auc")),
+            _panel(
+                "Brier score and accuracy at the model's threshold",
+                "Brier: mean squared error of the probability (lower is better).",
+                "none",
+                _live("brier", "Brier ") + _live("accuracy", "accuracy "),
+            ),
+            _panel(
+                "Labels: captured predictions and ground truth",
+                "Predictions in the window and how many have an outcome.",
+                "short",
+                _live("predictions", "predictions ") + _live("labelled", "labelled "),
+            ),
+            _panel(
+                "Label coverage",
+                "Share of captured predictions with an outcome.",
+                "percentunit",
+                _live("label_coverage"),
+            ),
+            _panel(
+                "Drift against the training profile (PSI)",
+                "Largest feature PSI and the predictions' PSI; above 0.2 starts a retrain.",
+                "none",
+                _live("max_feature_psi", "max feature ") + _live("prediction_psi", "predictions "),
+            ),
+            _panel(
+                "Capture: written and dropped per second",
+                "Predictions written to the prediction store, and dropped by reason.",
+                "short",
+                [
+                    (
+                        f"sum(rate(churn_api_capture_written_total{{{NS}}}[{RATE}]))",
+                        "written",
+                    ),
+                    (
+                        f"sum by (reason) (rate(churn_api_capture_dropped_total{{{NS}}}[{RATE}]))",
+                        "dropped {{reason}}",
+                    ),
+                ],
+            ),
+        ],
+    )
+    dashboard["time"] = {"from": "now-30d", "to": "now"}
+    return dashboard
+
+
 DASHBOARDS: Final = {
     "churn-api.json": _api,
     "churn-api-model.json": _model,
     "churn-api-releases.json": _releases,
+    "churn-model-quality.json": _quality,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -16,12 +17,15 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
 import yaml
+from churn_api.capture import LIVE_METRICS
 from churn_api.contract import feature_contract
+from churn_api.prediction_store import MonitorResult, open_store
 
 __all__ = [
     "ChurnApi",
@@ -95,18 +99,42 @@ def _wait(process: _Process, path: str, ready: bool, timeout: float) -> None:
     raise AssertionError(f"{process.url}{path} not answering in {timeout}s:\n{process.output()}")
 
 
+def _seed_monitor_results(store_url: str, version: str) -> None:
+    # The numbers churn-monitor writes, so the churn_model_live_* gauges have series to read.
+    store = open_store(store_url)
+    store.migrate()
+    today = datetime.now(UTC).date()
+    store.write_monitor_results(
+        [MonitorResult(today, version, f"window.{name}", 0.5) for name in LIVE_METRICS]
+    )
+    store.close()
+
+
 def start_churn_api(
-    model_path: Path, sha256: str, version: str, logs: Path, *, ready: bool = True
+    model_path: Path,
+    sha256: str,
+    version: str,
+    logs: Path,
+    *,
+    ready: bool = True,
+    capture_url: str | None = None,
 ) -> ChurnApi:
-    """Serve ``model_path``; with ``ready=False`` only wait until it answers (a refused model)."""
+    """Serve ``model_path``; with ``ready=False`` only wait until it answers (a refused model).
+
+    Capture is on, into ``capture_url`` or a fresh SQLite store already holding a
+    day of churn-monitor's numbers.
+    """
     port = free_port()
+    if capture_url is None:
+        capture_url = f"sqlite:///{logs / f'predictions-{port}.db'}"
+        _seed_monitor_results(capture_url, version)
     env = {
         **os.environ,
         "MODEL_URI": model_path.as_uri(),
         "MODEL_SHA256": sha256,
         "MODEL_VERSION": version,
         # Capture on, as in the clusters: its metrics are part of what rules may read.
-        "CHURN_CAPTURE_URL": f"sqlite:///{logs / f'predictions-{port}.db'}",
+        "CHURN_CAPTURE_URL": capture_url,
     }
     log = logs / f"churn-api-{port}.log"
     with log.open("wb") as sink:
@@ -118,7 +146,18 @@ def start_churn_api(
         )
     api = ChurnApi(process, f"http://127.0.0.1:{port}", log)
     _wait(api, "/readyz", ready, 90)
+    if ready:
+        _wait_for_live_gauges(api, 30)
     return api
+
+
+def _wait_for_live_gauges(api: ChurnApi, timeout: float) -> None:
+    # The capture task reads the monitor's numbers just after start; wait until it has.
+    deadline = time.monotonic() + timeout
+    while not re.search(r"^churn_model_live_\w+\{", api.metrics(), flags=re.MULTILINE):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{api.url}: no churn_model_live_* series in {timeout}s")
+        time.sleep(0.1)
 
 
 @dataclass

@@ -263,6 +263,9 @@ class Capture:
 
     async def _run(self) -> None:
         interval = self.settings.flush_seconds
+        # At once: the store is migrated and the live gauges are set before traffic needs them.
+        self._last_housekeeping = time.monotonic()
+        await asyncio.to_thread(self._housekeeping)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), timeout=interval)
