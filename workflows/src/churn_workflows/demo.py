@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from churn_contract import ID_COLUMN, Contract
 
 from churn_workflows import PipelineError
 from churn_workflows.contracts import load_contract
+from churn_workflows.loop import LoopResult, run_loop
 from churn_workflows.pipeline import PipelineConfig, PipelineResult, run_pipeline
 from churn_workflows.steps.evaluate import GateConfig
 from churn_workflows.steps.ingest import write_dataset
@@ -201,7 +203,24 @@ def _summary(result: PipelineResult, prediction: Any, clone: Path) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _loop(local: Path, config: PipelineConfig) -> LoopResult | None:
+    # The loop's shifted population is the built-in churn contract's synthetic data.
+    served = local / "last-promoted.json"
+    if not served.is_file():
+        return None
+    return run_loop(
+        pin=json.loads(served.read_text()),
+        store_path=local / "demo" / "predictions.db",
+        models_uri=config.bucket_uri,
+        data_uri=(local / "bucket" / f"churn-{config.environment}-data").as_uri(),
+        pipeline=lambda uri, limits: replace(
+            config, data_uri=uri, thresholds=limits, report_dir=local / "demo" / "loop"
+        ),
+        progress=_say,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one straight script
     """Run the demo; exit 1 with the reason on any refusal."""
     parser = argparse.ArgumentParser(prog="churn-workflows demo", description=__doc__)
     parser.add_argument("--rows", type=int, default=20000)
@@ -214,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--contract", default="churn", help="a built-in contract name or a YAML file (with --data)"
     )
+    parser.add_argument("--no-loop", action="store_true", help="skip capture, monitor and retrain")
     args = parser.parse_args(argv)
 
     # The demo's artifacts are file:// URIs on this machine: never propose them to GitHub.
@@ -283,8 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     else SAMPLE
                 )
                 prediction = predict_once(pin, record)
+        loop = None if args.no_serve or args.no_loop or args.data else _loop(local, config)
     except PipelineError as exc:
         print(f"\nchurn-workflows demo: {exc}", file=sys.stderr)
         return 1
     print(_summary(result, prediction, clone))
+    if loop is not None:
+        print("\n".join(["", "== the loop: capture, outcomes, monitor, retrain ==", *loop.lines]))
     return 0
