@@ -7,7 +7,10 @@ from collections.abc import Sequence
 
 __all__ = ["main"]
 
-_USAGE = "usage: churn-workflows demo [--help] | churn-workflows render [--check]"
+_USAGE = (
+    "usage: churn-workflows demo [--help] | churn-workflows render [--check]"
+    " | churn-workflows serving-alias --tracking-uri URI [--environment ENV]"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,6 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from churn_workflows.render import main as render  # noqa: PLC0415
 
         return render(rest)
+    if command == "serving-alias":
+        from churn_workflows.serving_alias import main as serving_alias  # noqa: PLC0415
+
+        return serving_alias(rest)
     print(f"unknown command {command!r}\n{_USAGE}", file=sys.stderr)
     return 2
 
