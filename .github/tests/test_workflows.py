@@ -294,10 +294,14 @@ def test_ci_runs_the_checks_that_need_the_internet() -> None:
 
 
 def test_reusable_workflows_are_wired_in() -> None:
-    """ci.yaml calls opentofu.yaml and e2e-kind.yaml, and each declares `on: workflow_call`."""
+    """ci.yaml calls the reusable workflows, and each declares `on: workflow_call`."""
     jobs = ci()["jobs"]
     called = {job["uses"] for job in jobs.values() if "uses" in job}
-    assert called == {"./.github/workflows/opentofu.yaml", "./.github/workflows/e2e-kind.yaml"}
+    assert called == {
+        "./.github/workflows/opentofu.yaml",
+        "./.github/workflows/e2e-kind.yaml",
+        "./.github/workflows/policies-charts.yaml",
+    }
     for ref in called:
         path = ROOT / ref
         assert path.is_file(), f"{ref} is missing: ci.yaml calls it"
