@@ -11,7 +11,6 @@ the app's ``ServiceState`` through dependency injection (``service``).
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -24,7 +23,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import InternalServerException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromQuery, SkipValidation
+from litestar.params import SkipValidation
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from churn_api.capture import Capture
@@ -52,12 +51,15 @@ __all__ = [
     "ROUTES",
     "ServiceState",
     "new_customer_ids",
+    "new_uuid",
+    "service_of",
 ]
 
 PREDICT_ROUTES: Final = frozenset({"/v1/predict", "/v1/predict/batch"})
 # Never authenticated, limited or shed: the kubelet and Prometheus must always get through.
 PROBE_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 _encoder = msgspec.json.Encoder()
+_BOOLEANS: Final = {"true": True, "1": True, "false": False, "0": False}
 _HEX: Final = np.array([list(f"{b:02x}".encode()) for b in range(256)], dtype=np.uint8)
 
 
@@ -152,21 +154,56 @@ def new_customer_ids(n: int) -> list[str]:
     return ids
 
 
+def service_of(request: Request[Any, Any, Any]) -> ServiceState:
+    """The app's ``ServiceState``, for the two predict routes.
+
+    They read it from the app's state instead of taking it (and ``explain``) as
+    injected parameters: Litestar's parameter resolution costs about 5 us a
+    request, a tenth of what the app spends on a prediction.
+    """
+    state: ServiceState = request.app.state.service
+    return state
+
+
+def new_uuid() -> str:
+    """A random (version 4) UUID as text, about 3 times cheaper than ``str(uuid.uuid4())``.
+
+    A prediction makes two (its own id and, when absent, the customer's): that is
+    about 4 us a request saved.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _wants_explanation(request: Request[Any, Any, Any]) -> bool:
+    if not request.scope["query_string"]:  # the usual request: no query at all
+        return False
+    value = request.query_params.get("explain", "false").lower()
+    if value not in _BOOLEANS:
+        raise ApiError(
+            400,
+            "bad_query",
+            [ErrorDetail(path="explain", reason=f"must be true or false, got {value!r}")],
+        )
+    return _BOOLEANS[value]
+
+
 @post("/v1/predict", status_code=200, opt={"scope": "predict"})
-async def predict(
-    request: Request[Any, Any, Any],
-    service: Service,
-    explain: FromQuery[bool] = False,
-) -> Response[bytes]:
-    """Score one customer; with ``explain=true`` also the features that moved the score."""
+async def predict(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Score one customer; with ``?explain=true`` also the features that moved the score."""
+    service = service_of(request)
+    explain = _wants_explanation(request)
     model = service.require_model()
     record: PredictRequest = await _decode(request, service.one_decoder)
     probability = model.probability(record)
     churn = probability >= model.threshold
     service.metrics.observe_prediction(model.version, probability, churn)
     response = PredictResponse(
-        prediction_id=str(uuid.uuid4()),
-        customer_id=record.customer_id or str(uuid.uuid4()),
+        prediction_id=new_uuid(),
+        customer_id=record.customer_id or new_uuid(),
         churn=churn,
         probability=probability,
         model_version=model.version,
@@ -185,8 +222,9 @@ async def predict(
 
 
 @post("/v1/predict/batch", status_code=200, opt={"scope": "predict"})
-async def predict_batch(request: Request[Any, Any, Any], service: Service) -> Response[bytes]:
+async def predict_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Score up to CHURN_API_MAX_BATCH customers, one result per record, in order."""
+    service = service_of(request)
     model = service.require_model()
     batch = await _decode(request, service.batch_decoder)
     records: list[PredictRequest] = batch.records
