@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "sandbox-apply.yaml"
 SCRIPT = ROOT / "infra" / "opentofu" / "scripts" / "sandbox.py"
 PIN_STEP = "Seed a model and pin it for the sandbox"
+IMAGES_STEP = "Delete the churn-api images it pushed (a repository holding images is not destroyed)"
 
 
 def _workflow() -> dict[str, Any]:
@@ -88,6 +89,8 @@ def test_a_model_is_seeded_and_pinned_before_the_wait_and_checked_by_the_predict
     pin_run = str(_named(PIN_STEP)["run"])
     assert '.venv/bin/python "$SANDBOX" pin-model --pin-file "$PIN_FILE"' in pin_run
     assert "update-kubeconfig" in pin_run
+    assert '--image "$image"' in pin_run
+    assert _named(PIN_STEP)["env"]["DIGEST"] == "${{ steps.image.outputs.digest }}"
     predict_run = str(_named("One prediction through an ALB")["run"])
     assert '--pin-file "$PIN_FILE"' in predict_run
     assert _job()["env"]["PIN_FILE"]
@@ -99,6 +102,7 @@ def test_a_model_is_seeded_and_pinned_before_the_wait_and_checked_by_the_predict
     [
         "Delete what the cluster made in AWS (load balancers, volumes)",
         "Destroy envs/dev",
+        IMAGES_STEP,
         "Destroy envs/shared",
     ],
 )
@@ -123,6 +127,24 @@ def test_tofu_steps_go_through_the_tested_script(name: str, action: str, root: s
     assert "tofu apply" not in run, "apply and destroy arguments are built in sandbox.py"
 
 
+def test_the_sandbox_serves_its_own_build_of_churn_api() -> None:
+    """dev's overlay names an image in dev's account, which the sandbox cannot pull."""
+    apply_shared, build, pin = _order(
+        "Apply envs/shared", "Build churn-api into the sandbox's registry", PIN_STEP
+    )
+    assert apply_shared < build < pin, "the repository exists, then the image, then the pin"
+    build_step = _named("Build churn-api into the sandbox's registry")
+    assert build_step["uses"].startswith("docker/build-push-action@")
+    assert build_step["with"]["file"] == "services/churn-api/Dockerfile"
+    assert "push-by-digest=true" in build_step["with"]["outputs"]
+    assert ".amazonaws.com/churn-api," in build_step["with"]["outputs"]
+    destroy_dev, images, destroy_shared = _order(
+        "Destroy envs/dev", IMAGES_STEP, "Destroy envs/shared"
+    )
+    assert destroy_dev < images < destroy_shared
+    assert _named(IMAGES_STEP)["run"] == '.venv/bin/python "$SANDBOX" delete-images'
+
+
 def test_every_script_subcommand_the_workflow_calls_exists() -> None:
     text = WORKFLOW.read_text(encoding="utf-8")
     called = set(re.findall(r'(?:python3|\.venv/bin/python) "\$SANDBOX" ([a-z-]+)', text))
@@ -134,6 +156,7 @@ def test_every_script_subcommand_the_workflow_calls_exists() -> None:
         "wait-argocd",
         "predict",
         "teardown",
+        "delete-images",
     }
     usage = subprocess.run(
         [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True

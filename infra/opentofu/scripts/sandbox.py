@@ -11,6 +11,8 @@ everything. What it runs:
     sandbox.py wait-argocd --timeout 1800              every Application Synced and Healthy
     sandbox.py predict --cidr 203.0.113.7/32 --pin-file pin.json   one prediction, the pin served
     sandbox.py teardown                                what Argo CD made in AWS goes before destroy
+    sandbox.py delete-images                           the churn-api images it pushed, before
+                                                       envs/shared's destroy
 
 Why pin-model: dev's pin in Git is the bootstrap pin in a fresh fork (docs/contracts.md), or an
 artifact in the real dev bucket the sandbox cannot read; either way churn-api would never become
@@ -52,6 +54,8 @@ __all__ = [
     "SandboxError",
     "TofuSettings",
     "alb_hostname",
+    "delete_images",
+    "image_override",
     "main",
     "pin_model",
     "pin_patch",
@@ -87,6 +91,11 @@ PINNED_APPLICATION = "churn-api-dev"
 # The registry version the sandbox's seeded model serves under (MODEL_VERSION).
 SANDBOX_MODEL_VERSION = "sandbox-1"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# An image by digest in an ECR registry: what the sandbox built and pushed for churn-api.
+_ECR_IMAGE = re.compile(
+    r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/churn-api@sha256:[0-9a-f]{64}$"
+)
+OVERLAY = INFRA.parents[1] / "platform" / "apps" / "churn-api" / "overlays" / "dev"
 _TEMPLATE_ACTION = re.compile(r"\{\{.*?\}\}", re.S)
 
 Kubectl = Callable[[Sequence[str], str | None], str]
@@ -363,8 +372,28 @@ def _template_actions(value: Any) -> list[str]:
     return _TEMPLATE_ACTION.findall(value) if isinstance(value, str) else []
 
 
-def template_patch(applicationset: dict[str, Any], pin: ModelPin) -> str:
-    """The ApplicationSet's `templatePatch`: its template's kustomize patches plus the pin's.
+def image_override(image: str) -> str:
+    """Argo CD's kustomize image override (`kustomize edit set image` syntax) that swaps the
+    image dev's overlay names for `image`, churn-api as the sandbox built and pushed it."""
+    if not _ECR_IMAGE.fullmatch(image):
+        raise SandboxError(
+            f"image must be <account>.dkr.ecr.<region>.amazonaws.com/churn-api@sha256:<64 hex>,"
+            f" not {image[:120]!r}"
+        )
+    import yaml  # noqa: PLC0415 - the other subcommands run before dependencies are installed
+
+    kustomization = yaml.safe_load((OVERLAY / "kustomization.yaml").read_text(encoding="utf-8"))
+    names = [
+        i["name"] for i in kustomization.get("images") or [] if i["name"].endswith("/churn-api")
+    ]
+    if len(names) != 1:
+        raise SandboxError(f"expected one churn-api image in {OVERLAY}, found {names}")
+    return f"{names[0]}={image}"
+
+
+def template_patch(applicationset: dict[str, Any], pin: ModelPin, image: str | None = None) -> str:
+    """The ApplicationSet's `templatePatch`: its template's kustomize patches plus the pin's,
+    and with `image` the override that serves the sandbox's own churn-api image.
 
     The controller merges templatePatch into each generated Application and a list is replaced,
     not appended to, so the template's own patches are carried along. templatePatch is a Go
@@ -385,7 +414,10 @@ def template_patch(applicationset: dict[str, Any], pin: ModelPin) -> str:
         pass
 
     Dumper.add_representer(str, literal)
-    document = {"spec": {"source": {"kustomize": {"patches": patches}}}}
+    overrides: dict[str, Any] = {"patches": patches}
+    if image is not None:
+        overrides["images"] = [image_override(image)]
+    document = {"spec": {"source": {"kustomize": overrides}}}
     text = yaml.dump(document, Dumper=Dumper, sort_keys=False, width=1000)
     if sorted(_TEMPLATE_ACTION.findall(text)) != sorted(_template_actions(patches)):
         raise SandboxError("a template action of the ApplicationSet would not survive as YAML")
@@ -396,6 +428,7 @@ def pin_model(
     kubectl: Kubectl,
     pin: ModelPin,
     *,
+    image: str | None = None,
     timeout: float,
     interval: float,
     clock: Callable[[], float] = time.monotonic,
@@ -416,7 +449,7 @@ def pin_model(
         return f"the root Application has not made the ApplicationSet {PINNED_APPLICATIONSET} yet"
 
     wait_for(applicationset_exists, timeout=timeout, interval=interval, clock=clock, sleep=sleep)
-    body = {"spec": {"templatePatch": template_patch(found[0], pin)}}
+    body = {"spec": {"templatePatch": template_patch(found[0], pin, image)}}
     kubectl(
         [
             *("-n", "argocd", "patch", "applicationset", PINNED_APPLICATIONSET),
@@ -635,6 +668,27 @@ def kubectl_cli(args: Sequence[str], stdin: str | None) -> str:
     return result.stdout
 
 
+def delete_images(ecr: Any, repository: str) -> int:
+    """Delete every image of the sandbox's `repository` (OpenTofu does not destroy a repository
+    that holds images); how many there were. A repository that is not there holds none."""
+    image_ids: list[dict[str, str]] = []
+    try:
+        for page in ecr.get_paginator("list_images").paginate(repositoryName=repository):
+            image_ids += page["imageIds"]
+    except ecr.exceptions.RepositoryNotFoundException:
+        return 0
+    for start in range(0, len(image_ids), 100):  # batch_delete_image takes 100 at a time
+        answer = ecr.batch_delete_image(
+            repositoryName=repository, imageIds=image_ids[start : start + 100]
+        )
+        if answer.get("failures"):
+            failure = answer["failures"][0]
+            raise SandboxError(
+                f"{repository}: {failure.get('failureCode')}: {failure.get('failureReason')}"
+            )
+    return len(image_ids)
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -668,6 +722,7 @@ def _parser() -> argparse.ArgumentParser:
         tofu.add_argument(f"--{name}", required=True)
     pin = commands.add_parser("pin-model", help="seed the fixture model and pin it in-cluster")
     pin.add_argument("--pin-file", required=True, type=Path, help="where the pin is written")
+    pin.add_argument("--image", help="churn-api by digest in the sandbox's ECR (dev's is not)")
     pin.add_argument("--timeout", type=float, default=1200)
     pin.add_argument("--interval", type=float, default=15)
     wait = commands.add_parser("wait-argocd", help="until every Application is Synced+Healthy")
@@ -679,6 +734,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--pin-file", required=True, type=Path, help="pin-model's pin")
     predict.add_argument("--timeout", type=float, default=900)
     predict.add_argument("--interval", type=float, default=15)
+    images = commands.add_parser("delete-images", help="empty the sandbox's churn-api repository")
+    images.add_argument("--repository", default="churn-api")
     down = commands.add_parser("teardown", help="delete what Argo CD made in AWS, then wait")
     down.add_argument("--timeout", type=float, default=900)
     down.add_argument("--interval", type=float, default=15)
@@ -707,13 +764,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeded = seed_fixture_model(
                 models_bucket=cluster_annotation(kubectl_cli, "models_bucket")
             )
-            pin_model(kubectl_cli, seeded, timeout=args.timeout, interval=args.interval)
+            pin_model(
+                kubectl_cli,
+                seeded,
+                image=args.image,
+                timeout=args.timeout,
+                interval=args.interval,
+            )
             args.pin_file.write_text(seeded.to_json(), encoding="utf-8")
             print(f"{PINNED_APPLICATION} pinned to {seeded.uri} (version {seeded.version})")
         elif args.command == "wait-argocd":
             condition = argocd_condition(kubectl_cli, args.minimum)
             wait_for(condition, timeout=args.timeout, interval=args.interval)
             print("every Application is Synced and Healthy")
+        elif args.command == "delete-images":
+            import boto3  # noqa: PLC0415 - the other subcommands run before dependencies are installed
+
+            count = delete_images(boto3.client("ecr"), args.repository)
+            print(f"deleted {count} images of {args.repository}")
         elif args.command == "teardown":
             teardown(kubectl_cli, timeout=args.timeout, interval=args.interval)
             print("no PersistentVolume left; the root Application is deleted")

@@ -12,10 +12,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
+import re
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -33,6 +37,7 @@ import argocd_tree  # noqa: E402 - what Argo CD renders, offline (platform/tests
 
 CHURN_API = REPO / "platform" / "apps" / "churn-api"
 SEEDED_SHA256 = "ab" * 32
+SANDBOX_IMAGE = "444455556666.dkr.ecr.eu-west-1.amazonaws.com/churn-api@sha256:" + "cd" * 32
 
 
 @pytest.fixture(scope="module")
@@ -447,6 +452,48 @@ def test_template_actions_with_quotes_come_through_as_written(sandbox: ModuleTyp
     assert '{{index .metadata.annotations "aws_region"}}' in text
 
 
+def test_the_sandboxs_own_image_replaces_devs_everywhere_churn_api_runs(
+    sandbox: ModuleType, tmp_path: Path
+) -> None:
+    """dev's overlay names an image in dev's account; the sandbox serves the one it pushed.
+    Argo CD applies `kustomize.images` as `kustomize edit set image` does: here a kustomization
+    on top of the overlay with the same override."""
+    text = sandbox.template_patch(_applicationset(), _pin(sandbox), SANDBOX_IMAGE)
+    (override,) = yaml.safe_load(text)["spec"]["source"]["kustomize"]["images"]
+    name, new = override.split("=")
+    new_name, digest = new.split("@")
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "resources": [os.path.relpath(CHURN_API / "overlays" / "dev", tmp_path)],
+                "images": [{"name": name, "newName": new_name, "digest": digest}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    rendered = subprocess.run(
+        [str(Path(sys.executable).with_name("kubectl")), "kustomize", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    images = set(re.findall(r"image: (\S*churn-api\S*)", rendered))
+    assert images == {SANDBOX_IMAGE}, "the Deployment and the smoke-load Job run the sandbox's"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "444455556666.dkr.ecr.eu-west-1.amazonaws.com/churn-api:latest",
+        "docker.io/library/churn-api@sha256:" + "cd" * 32,
+        "444455556666.dkr.ecr.eu-west-1.amazonaws.com/other@sha256:" + "cd" * 32,
+    ],
+)
+def test_an_image_not_by_digest_in_ecr_is_refused(sandbox: ModuleType, image: str) -> None:
+    with pytest.raises(sandbox.SandboxError, match="image must be"):
+        sandbox.image_override(image)
+
+
 def test_an_existing_template_patch_is_not_replaced(sandbox: ModuleType) -> None:
     applicationset = _applicationset()
     applicationset["spec"]["templatePatch"] = "spec: {}"
@@ -468,12 +515,22 @@ def test_pin_model_waits_for_the_applicationset_patches_it_then_waits_for_the_pi
         applicationsets=[_listing(), _listing({**_applicationset(), "status": {}})],
     )
     clock = FakeClock()
-    sandbox.pin_model(kubectl, pin, timeout=600, interval=15, clock=clock, sleep=clock.sleep)
+    sandbox.pin_model(
+        kubectl,
+        pin,
+        image=SANDBOX_IMAGE,
+        timeout=600,
+        interval=15,
+        clock=clock,
+        sleep=clock.sleep,
+    )
     patches = [call[0] for call in kubectl.calls if "patch" in call[0]]
     assert len(patches) == 1
     assert patches[0][:5] == ["-n", "argocd", "patch", "applicationset", "churn-api"]
     body = json.loads(patches[0][-1])
-    assert body["spec"]["templatePatch"] == sandbox.template_patch(_applicationset(), pin)
+    assert body["spec"]["templatePatch"] == sandbox.template_patch(
+        _applicationset(), pin, SANDBOX_IMAGE
+    )
     assert clock.sleeps == [15, 15, 15], "one wait for the ApplicationSet, two for the pin"
 
 
@@ -632,3 +689,39 @@ def test_teardown_names_the_volumes_left_at_the_deadline(sandbox: ModuleType) ->
     clock = FakeClock()
     with pytest.raises(sandbox.SandboxError, match="1 volumes left: pvc-prometheus"):
         sandbox.teardown(kubectl, timeout=60, interval=15, clock=clock, sleep=clock.sleep)
+
+
+# ----------------------------------------------------------------------------- the sandbox's images
+
+
+def _manifest(n: int) -> str:
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"digest": f"sha256:{n:064x}", "size": 1, "mediaType": "x"},
+            "layers": [],
+        }
+    )
+
+
+def test_every_pushed_image_is_deleted_before_the_repository_is_destroyed(
+    sandbox: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "fake",
+        "AWS_SECRET_ACCESS_KEY": "fake",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        ecr = boto3.client("ecr")
+        ecr.create_repository(repositoryName="churn-api")
+        for n in range(105):  # more than one batch
+            manifest = _manifest(n)
+            digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
+            ecr.put_image(repositoryName="churn-api", imageManifest=manifest, imageDigest=digest)
+        assert len(ecr.list_images(repositoryName="churn-api", maxResults=1000)["imageIds"]) == 105
+        assert sandbox.delete_images(ecr, "churn-api") == 105
+        assert ecr.list_images(repositoryName="churn-api")["imageIds"] == []
+        assert sandbox.delete_images(ecr, "never-made") == 0, "shared was never applied"
