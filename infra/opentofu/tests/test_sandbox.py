@@ -428,15 +428,19 @@ def test_the_generated_application_serves_the_seeded_pin_and_keeps_the_templates
     assert policy["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"] == "10.99.0.0/16"
 
 
-def test_without_the_pin_dev_renders_the_bootstrap_pin(sandbox: ModuleType) -> None:
-    """What the sandbox would serve without pin-model: nothing (docs/contracts.md)."""
+def test_without_the_template_patch_dev_serves_gits_pin_not_the_seeded_one() -> None:
+    """The rendering above differs from Git's only by the templatePatch: without it churn-api-dev
+    serves Git's pin (the bootstrap pin in a fresh fork, which never becomes Ready)."""
     documents = argocd_tree.kustomize(CHURN_API / "overlays" / "dev")
     (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
     env = {
         e["name"]: e.get("value")
         for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     }
-    assert env["MODEL_SHA256"] == "0" * 64, "Git's dev pin changed: the sandbox no longer needs it?"
+    overlay = yaml.safe_load((CHURN_API / "overlays" / "dev" / "model.yaml").read_text("utf-8"))
+    (container,) = overlay["spec"]["template"]["spec"]["containers"]
+    git_pin = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MODEL_SHA256"] == git_pin["MODEL_SHA256"] != SEEDED_SHA256
 
 
 def test_template_actions_with_quotes_come_through_as_written(sandbox: ModuleType) -> None:
