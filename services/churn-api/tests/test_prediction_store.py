@@ -88,6 +88,27 @@ def test_concurrent_starts_migrate_once_under_the_lock() -> None:
         assert rows == [(1,)]
 
 
+def test_concurrent_starts_on_sqlite_migrate_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        store = open_store(url)
+        try:
+            store.migrate()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 def test_written_predictions_come_back_joined_with_their_outcomes(store: PredictionStore) -> None:
     first, second = prediction(NOW - timedelta(days=1)), prediction(NOW, customer=None, p=0.2)
     store.write_predictions([first, second])
@@ -102,6 +123,20 @@ def test_written_predictions_come_back_joined_with_their_outcomes(store: Predict
     assert rows[1].churned is None
     assert rows[0].predicted_at == first.predicted_at
     assert (rows[1].probability, rows[1].churn, rows[1].model_sha256) == (0.2, False, "a" * 64)
+
+
+def test_text_with_tabs_newlines_and_backslashes_survives_the_copy(store: PredictionStore) -> None:
+    awkward = "a\tb\\c\nd\re"
+    row = prediction(NOW)._replace(
+        customer_id=awkward, model_version=awkward, features='{"x": "q\\"\\\\"}'
+    )
+    store.write_predictions([row])
+    (back,) = store.joined(NOW, NOW + timedelta(seconds=1))
+    assert back.model_version == awkward
+    assert back.features.replace(" ", "") == row.features.replace(" ", "")
+    assert store.record_outcomes([Outcome(None, awkward, True, NOW)], "api") == [
+        ("recorded", row.prediction_id)
+    ]
 
 
 def test_an_outcome_is_stored_once_and_a_contradiction_is_named(store: PredictionStore) -> None:

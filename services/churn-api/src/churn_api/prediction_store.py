@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
 import psycopg
 
@@ -129,9 +129,11 @@ class StoreError(RuntimeError):
     """The store cannot be reached or refused a statement."""
 
 
-@dataclass(frozen=True, slots=True)
-class CapturedPrediction:
-    """One captured prediction; ``features`` is the request's features as JSON text."""
+class CapturedPrediction(NamedTuple):
+    """One captured prediction; ``features`` is the request's features as JSON text.
+
+    A NamedTuple, not a dataclass: the service builds one per captured prediction.
+    """
 
     prediction_id: str
     predicted_at: datetime
@@ -235,6 +237,28 @@ def _redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
+_COPY_SPECIAL: Final = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES: Final = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _copy_text(value: str | None) -> str:
+    """``value`` as a field of COPY's text format: NULL is ``\\N``; escape \\, tab, newlines."""
+    if value is None:
+        return "\\N"
+    if _COPY_SPECIAL.search(value) is None:
+        return value
+    return _COPY_SPECIAL.sub(lambda m: _COPY_ESCAPES[m[0]], value)
+
+
+def _copy_line(r: CapturedPrediction) -> str:
+    shadow = "\\N" if r.shadow_probability is None else repr(float(r.shadow_probability))
+    return (
+        f"{r.prediction_id}\t{r.predicted_at.isoformat()}\t{_copy_text(r.model_version)}\t"
+        f"{r.model_sha256}\t{_copy_text(r.customer_id)}\t{_copy_text(r.features)}\t"
+        f"{float(r.probability)!r}\t{'t' if r.churn else 'f'}\t{float(r.threshold)!r}\t{shadow}\n"
+    )
+
+
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return start, start + timedelta(days=1)
@@ -324,26 +348,15 @@ class PostgresStore:
 
         def copy(conn: psycopg.Connection[Any]) -> None:
             self._ensure_partitions(conn, {r.predicted_at.astimezone(UTC).date() for r in rows})
+            # COPY's text format built in one string: psycopg's write_row costs about five
+            # times more per row, and this runs beside the request path on the same CPU.
+            payload = "".join([_copy_line(r) for r in rows])
             with (
                 conn.transaction(),
                 conn.cursor() as cursor,
                 cursor.copy(f"COPY predictions ({_COLUMNS}) FROM STDIN") as out,
             ):
-                for r in rows:
-                    out.write_row(
-                        (
-                            r.prediction_id,
-                            r.predicted_at,
-                            r.model_version,
-                            r.model_sha256,
-                            r.customer_id,
-                            r.features,
-                            r.probability,
-                            r.churn,
-                            r.threshold,
-                            r.shadow_probability,
-                        )
-                    )
+                out.write(payload)
 
         self._run(copy)
 
@@ -502,6 +515,8 @@ class SqliteStore:
 
     def migrate(self) -> int:
         def apply(conn: sqlite3.Connection) -> int:
+            # The write lock first: two processes starting together migrate one after the other.
+            conn.execute("BEGIN IMMEDIATE")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                 "name TEXT NOT NULL, applied_at TEXT NOT NULL)"
