@@ -89,6 +89,18 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120)
     sys.exit("http_bench: the server was not ready in time")
 
 
+def wait_shadow(url: str, timeout: float = 120) -> None:
+    """Poll GET /v1/model until the shadow is loaded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"{url}/v1/model", timeout=5) as response:  # noqa: S310
+            if json.loads(response.read())["shadow"]["ready"]:
+                return
+        if time.monotonic() > deadline:
+            sys.exit(f"http_bench: the shadow did not load within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 def parse(output: str) -> tuple[float, float, float]:
     """req/s, p50 ms and p99 ms from ``wrk --latency`` output."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
@@ -211,6 +223,40 @@ def main() -> None:
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(30)
+        # The same server with a shadow pinned (a second logistic model, another digest): the
+        # challenger scores every prediction after its response, which must cost under 10 %.
+        (work / "shadow.onnx").write_bytes(shadow := fixture_onnx_bytes(version="bench-shadow"))
+        env.update(
+            SHADOW_MODEL_URI=(work / "shadow.onnx").as_uri(),
+            SHADOW_MODEL_SHA256=hashlib.sha256(shadow).hexdigest(),
+            SHADOW_MODEL_VERSION="bench-shadow",
+        )
+        server = subprocess.Popen(  # noqa: S603 - our own command line
+            pinned(SERVER_CPU, granian),
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_ready(url, server)
+            wait_shadow(url)
+            label = "POST /v1/predict, 1 record, shadow loaded"
+            results.append(
+                (
+                    label,
+                    1,
+                    run_wrk(
+                        wrk,
+                        url,
+                        "/v1/predict",
+                        one,
+                        seconds=args.seconds,
+                        connections=args.connections,
+                        scripts=work,
+                    ),
+                )
+            )
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
 
     get_floor, post_floor = results[0][2][0], results[1][2][0]
     print()
@@ -226,6 +272,9 @@ def main() -> None:
             f"| {label} | {rps:,.0f} | {rps * records:,.0f} | {p50:.2f} | {p99:.2f} "
             f"| {rps / get_floor:.2f}x | {rps / post_floor:.2f}x |"
         )
+    print()
+    without = next(r[2][0] for r in results if r[0] == "POST /v1/predict, 1 record")
+    print(f"/v1/predict with a shadow loaded: {results[-1][2][0] / without:.2f}x without (>= 0.9x)")
     print()
 
 

@@ -146,6 +146,9 @@ def test_a_shadow_that_fails_to_score_changes_nothing(shadowed: TestClient[Any])
 def test_the_shadow_pin_needs_all_three_fields(model_sha256: str) -> None:
     base = {"MODEL_URI": "file:///m.onnx", "MODEL_SHA256": model_sha256, "MODEL_VERSION": "1"}
     assert load_settings(base).shadow_model_uri is None
+    # overlays/<env>/shadow.yaml pins none with three empty values.
+    empty = {"SHADOW_MODEL_URI": "", "SHADOW_MODEL_SHA256": "", "SHADOW_MODEL_VERSION": ""}
+    assert load_settings({**base, **empty}).shadow_model_uri is None
     with pytest.raises(SettingsError, match="missing SHADOW_MODEL_SHA256, SHADOW_MODEL_VERSION"):
         load_settings({**base, "SHADOW_MODEL_URI": "file:///s.onnx"})
     with pytest.raises(SettingsError, match="SHADOW_MODEL_SHA256='abc'"):

@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from itertools import accumulate
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from churn_api.contract import CustomerFeatures
 from churn_api.logs import log_event
@@ -37,6 +41,50 @@ __all__ = ["DELTA_BUCKETS", "Shadow", "ShadowMetrics"]
 
 DELTA_BUCKETS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 logger = logging.getLogger("churn_api")
+
+
+class _Comparison(Collector):
+    """Predictions, disagreements and the probability delta as plain numbers.
+
+    One Python addition per record instead of prometheus_client's locked
+    counters: the shadow runs on every prediction and must stay cheap.
+    """
+
+    def __init__(self) -> None:
+        self.predictions = 0
+        self.disagreements = 0
+        self.bucket_counts = [0] * (len(DELTA_BUCKETS) + 1)
+        self.delta_sum = 0.0
+
+    def observe(self, delta: float, disagree: bool) -> None:
+        self.predictions += 1
+        self.disagreements += disagree
+        self.bucket_counts[bisect_left(DELTA_BUCKETS, delta)] += 1
+        self.delta_sum += delta
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "churn_api_shadow_predictions",
+            "Records the shadow model scored beside the primary.",
+            value=self.predictions,
+        )
+        yield CounterMetricFamily(
+            "churn_api_shadow_disagreements",
+            "Records whose churn decision differs between the shadow and the primary.",
+            value=self.disagreements,
+        )
+        cumulative = list(accumulate(self.bucket_counts))
+        buckets = [(str(b), float(c)) for b, c in zip(DELTA_BUCKETS, cumulative, strict=False)]
+        buckets.append(("+Inf", float(cumulative[-1])))
+        yield HistogramMetricFamily(
+            "churn_api_shadow_probability_delta",
+            "|shadow probability - primary probability| per /v1/predict record.",
+            buckets=buckets,
+            sum_value=self.delta_sum,
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
 
 
 class ShadowMetrics:
@@ -56,22 +104,8 @@ class ShadowMetrics:
         )
         for reason in LOAD_FAILURE_REASONS:
             self.load_failures.labels(reason)
-        self.predictions = Counter(
-            "churn_api_shadow_predictions",
-            "Records the shadow model scored beside the primary.",
-            registry=registry,
-        )
-        self.disagreements = Counter(
-            "churn_api_shadow_disagreements",
-            "Records whose churn decision differs between the shadow and the primary.",
-            registry=registry,
-        )
-        self.delta = Histogram(
-            "churn_api_shadow_probability_delta",
-            "|shadow probability - primary probability| per /v1/predict record.",
-            buckets=DELTA_BUCKETS,
-            registry=registry,
-        )
+        self.comparison = _Comparison()
+        registry.register(self.comparison)
         self.errors = Counter(
             "churn_api_shadow_errors",
             "Records the shadow model failed to score (the response was already sent).",
@@ -152,11 +186,7 @@ class Shadow:
         model = self.model
         if p is None or model is None:
             return
-        metrics = self.metrics
-        metrics.predictions.inc()
-        metrics.delta.observe(abs(p - primary))
-        if (p >= model.threshold) != primary_churn:
-            metrics.disagreements.inc()
+        self.metrics.comparison.observe(abs(p - primary), (p >= model.threshold) != primary_churn)
 
     def observe(
         self,
@@ -173,10 +203,9 @@ class Shadow:
         except Exception:  # the shadow must never take a prediction down
             self.metrics.errors.inc(len(records))
             return
-        metrics = self.metrics
-        metrics.predictions.inc(len(records))
         # No per-record histogram here: one Python call per record would cost a 10,000-record
         # batch milliseconds; the single-record route feeds the delta histogram.
+        comparison = self.metrics.comparison
+        comparison.predictions += len(records)
         differ = (p >= model.threshold) != (primary >= primary_threshold)
-        if count := int(np.count_nonzero(differ)):
-            metrics.disagreements.inc(count)
+        comparison.disagreements += int(np.count_nonzero(differ))
