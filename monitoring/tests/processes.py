@@ -145,7 +145,7 @@ def start_churn_api(
             stderr=subprocess.STDOUT,
         )
     api = ChurnApi(process, f"http://127.0.0.1:{port}", log)
-    _wait(api, "/readyz", ready, 90)
+    _wait(api, "/readyz", ready, 180)
     if ready:
         _wait_for_live_gauges(api, 30)
     return api
@@ -213,7 +213,7 @@ def start_prometheus(
             stderr=subprocess.STDOUT,
         )
     server = Prometheus(process, f"http://127.0.0.1:{port}", log)
-    _wait(server, "/-/ready", True, 60)
+    _wait(server, "/-/ready", True, 180)
     return server
 
 

@@ -112,7 +112,7 @@ def live_loop_metrics(fixture_model: tuple[Path, str], tmp_path_factory: Any) ->
     try:
         for record in records(3, seed=4):
             assert api.predict(record) == 200
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while "churn_api_capture_written_total 3.0" not in (text := api.metrics()):
             assert time.monotonic() < deadline, "the three predictions were never captured"
             time.sleep(0.1)

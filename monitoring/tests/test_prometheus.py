@@ -45,7 +45,7 @@ def _load(api: ChurnApi, customers: list[dict[str, Any]], stop: float) -> None:
         time.sleep(0.02)
 
 
-def _wait_for(prometheus: Prometheus, expr: str, timeout: float = 30.0) -> None:
+def _wait_for(prometheus: Prometheus, expr: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         values = prometheus.query(expr)

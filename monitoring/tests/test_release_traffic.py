@@ -52,7 +52,7 @@ def _smoke_load() -> ModuleType:
 smoke_load = _smoke_load()
 
 
-def _wait_for(prometheus: Prometheus, expr: str, timeout: float = 30.0) -> None:
+def _wait_for(prometheus: Prometheus, expr: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         values = prometheus.query(expr)

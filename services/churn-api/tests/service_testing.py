@@ -65,7 +65,7 @@ def make_settings(model_path: Path, sha256: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def wait_loaded(client: TestClient[Any], timeout: float = 30.0) -> httpx.Response:
+def wait_loaded(client: TestClient[Any], timeout: float = 120.0) -> httpx.Response:
     """Poll /readyz until the start-up load has ended (ready or refused)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -75,7 +75,7 @@ def wait_loaded(client: TestClient[Any], timeout: float = 30.0) -> httpx.Respons
         time.sleep(0.02)
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
     """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -145,7 +145,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def start_server(env: dict[str, str], *, wait_ready: bool = True, timeout: float = 60.0) -> Server:
+def start_server(env: dict[str, str], *, wait_ready: bool = True, timeout: float = 120.0) -> Server:
     """Start ``churn-api serve`` on a free port and wait for it to answer (and be ready)."""
     port = free_port()
     full_env = {

@@ -28,7 +28,7 @@ from service_testing import VALID_RECORD
 from store_testing import TcpLink, postgres_database, with_host
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -83,7 +83,10 @@ def test_single_and_batch_predictions_are_captured_with_their_ids(
         ).json()["predictions"]
         answered = {one["prediction_id"]: one, **{p["prediction_id"]: p for p in batch}}
         assert len(answered) == 3  # every answer names its own prediction
-        rows = wait_for(lambda: len(captured(url)) == 3 and captured(url), "3 captured rows")
+        # Wait on the service's own count: polling the table would take SQLite's write lock
+        # (the reader migrates) and make the writer wait behind the test.
+        wait_for(lambda: metric(client, "churn_api_capture_written_total") >= 3, "3 writes")
+    rows = captured(url)
     by_id = {r.prediction_id: r for r in rows}
     assert set(by_id) == set(answered)
     row = by_id[one["prediction_id"]]
