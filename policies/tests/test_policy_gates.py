@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "policies" / "ci"))
@@ -90,3 +92,38 @@ def test_cli_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([], stdin=io.StringIO("not json")) == 2
     assert main([], stdin=io.StringIO('{"kind": "List"}')) == 2
     assert "expected a report list" in capsys.readouterr().err
+
+
+def test_dev_reports_its_policy_reports_for_our_namespaces() -> None:
+    # The CronJob in dev judges the namespaces the gate means, with the scripts as they are here.
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(REPO / "platform/apps/kyverno-policies/overlays/dev")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    (cronjob,) = [d for d in documents if d["kind"] == "CronJob"]
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    namespaces = sorted(a.split("=", 1)[1] for a in args if a.startswith("--namespace="))
+    assert namespaces == application_namespaces()
+    assert "--environment=dev" in args
+    (scripts,) = [v for v in pod["volumes"] if "configMap" in v]
+    (configmap,) = [
+        d
+        for d in documents
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == scripts["configMap"]["name"]
+    ]
+    for name in ("policy_reports_clean.py", "policy_reports_dispatch.py"):
+        assert configmap["data"][name] == (REPO / "policies/ci" / name).read_text(encoding="utf-8")
+    assert container["command"][-1].endswith("/policy_reports_dispatch.py")
+    for env in ("staging", "prod"):
+        other = subprocess.run(
+            ["kubectl", "kustomize", str(REPO / f"platform/apps/kyverno-policies/overlays/{env}")],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert "kind: CronJob" not in other, f"{env} reports nothing: the gate reads dev's"
