@@ -37,14 +37,21 @@ def test_the_pipeline_runs_its_own_clusters_environment(env: str) -> None:
     (app,) = [a for a in generated_apps(env) if a.name == f"churn-workflows-{env}"]
     docs = [d for s in app.sources for d in render_source(s)]
     templates = [d for d in docs if d["kind"] == "WorkflowTemplate"]
-    assert {t["metadata"]["name"] for t in templates} >= {"churn-train", "churn-promote"}
+    assert {t["metadata"]["name"] for t in templates} >= {
+        "churn-train",
+        "churn-promote",
+        "churn-monitor",
+        "churn-outcomes",
+    }
     for template in templates:
         parameter = environment_parameter(template["spec"]["arguments"]["parameters"])
         assert parameter["value"] == env, f"{template['metadata']['name']} defaults to another env"
         assert parameter.get("enum") == [env], f"{template['metadata']['name']} offers {parameter}"
-    (nightly,) = [d for d in docs if d["kind"] == "CronWorkflow"]
-    parameter = environment_parameter(nightly["spec"]["workflowSpec"]["arguments"]["parameters"])
-    assert parameter["value"] == env, f"the nightly in {env} retrains {parameter['value']}"
+    crons = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CronWorkflow"}
+    assert set(crons) == {"churn-retrain-nightly", "churn-monitor-daily"}
+    for name, cron in crons.items():
+        parameter = environment_parameter(cron["spec"]["workflowSpec"]["arguments"]["parameters"])
+        assert parameter["value"] == env, f"{name} in {env} runs for {parameter['value']}"
 
 
 def windows(env: str) -> dict[str, list[dict[str, Any]]]:

@@ -1,4 +1,4 @@
-"""``churn-monitor`` and ``churn-outcomes`` WorkflowTemplates, and one monitor CronWorkflow per env.
+"""``churn-monitor`` and ``churn-outcomes`` WorkflowTemplates, and the daily monitor CronWorkflow.
 
 churn-monitor: monitor (live quality and drift per model version and day into
 the prediction store; decides) -> retrain (when the monitor says so: an Argo
@@ -157,10 +157,14 @@ def build() -> WorkflowTemplate:
     return template
 
 
-def cron(environment: str) -> CronWorkflow:
-    """``churn-monitor-<environment>``: the monitor for one environment, daily at 06:00 UTC."""
+def cron() -> CronWorkflow:
+    """``churn-monitor-daily``: the monitor, daily at 06:00 UTC.
+
+    One CronWorkflow for every cluster: each environment's overlay
+    (platform/apps/churn-workflows/overlays/<env>) sets the environment it watches.
+    """
     return CronWorkflow(
-        name=f"churn-monitor-{environment}",
+        name="churn-monitor-daily",
         namespace=argo.NAMESPACE,
         schedules=["0 6 * * *"],
         timezone="UTC",
@@ -172,7 +176,7 @@ def cron(environment: str) -> CronWorkflow:
         active_deadline_seconds=argo.DEADLINE_SECONDS,
         service_account_name=argo.SERVICE_ACCOUNT,
         security_context=argo.pod_security_context(),
-        arguments=[Parameter(name="environment", value=environment)],
+        arguments=[Parameter(name="environment", value="dev")],
         labels={"app.kubernetes.io/name": "churn-workflows", "app.kubernetes.io/part-of": "churn"},
     )
 

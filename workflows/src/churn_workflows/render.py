@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from churn_workflows import monitor, promote, train
-from churn_workflows.pin import ENVIRONMENTS
 
 __all__ = ["MANIFESTS", "main", "render"]
 
@@ -32,10 +30,7 @@ _SOURCES: list[tuple[str, str, Callable[[], Any]]] = [
     ("churn-retrain-nightly.yaml", "train.py", train.nightly),
     ("churn-promote.yaml", "promote.py", promote.build),
     ("churn-monitor.yaml", "monitor.py", monitor.build),
-    *[
-        (f"churn-monitor-{env}.yaml", "monitor.py", partial(monitor.cron, env))
-        for env in ENVIRONMENTS
-    ],
+    ("churn-monitor-daily.yaml", "monitor.py", monitor.cron),
     ("churn-outcomes.yaml", "monitor.py", monitor.outcomes),
 ]
 
