@@ -31,6 +31,8 @@ from churn_workflows.steps.synthetic import generate
 from churn_workflows.tracking import MlflowClient, connect, mlflow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Tests share sample data modules that live beside them (import mode is importlib).
+sys.path.insert(0, str(Path(__file__).parent))
 
 IDENTITY = ["-c", "user.name=test", "-c", "user.email=test@example.invalid"]
 

@@ -120,6 +120,8 @@ def test_the_flat_contract_of_older_artifacts_still_reads() -> None:
     assert contract.features["tenure"].max == 120
     with pytest.raises(ContractError, match="not JSON"):
         contract_from_json("{")
+    with pytest.raises(ContractError, match="Object missing required field"):
+        contract_from_json('{"name": "x"}')
 
 
 def test_diff_names_added_removed_retyped_and_narrowed_fields() -> None:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from churn_api.contract import CustomerFeatures
+from churn_api.contract import FEATURES, CustomerFeatures
 from churn_api.fixture import fixture_onnx_bytes
 from churn_api.linear import PARITY_TOLERANCE, fit_linear
 from churn_api.model import Model, model_from_bytes
@@ -68,6 +68,6 @@ def test_contributions_add_up_to_the_score(model: Model, seed: int) -> None:
     (record,) = random_records(1, seed=seed)
     assert model.linear is not None
     shares = model.linear.contributions(record)
-    assert set(shares) == set(CustomerFeatures.__struct_fields__)
+    assert set(shares) == set(FEATURES)
     logit = model.linear.intercept + sum(shares.values())
     assert 1 / (1 + math.exp(-logit)) == pytest.approx(model.probability(record), abs=1e-12)

@@ -13,7 +13,6 @@ from churn_api.contract import (
     CATEGORICAL_FEATURES,
     CONTRACT_METADATA_KEY,
     FEATURES,
-    feature_contract,
     feature_contract_json,
 )
 from churn_api.fixture import fixture_onnx_bytes
@@ -21,7 +20,7 @@ from churn_api.linear import fit_linear
 from churn_api.model import Model, load_model, model_from_bytes
 from churn_api.storage import ModelLoadError
 from onnx import TensorProto, helper
-from service_testing import random_records
+from service_testing import VALID_RECORD, random_records
 
 
 def sha(data: bytes) -> str:
@@ -77,14 +76,24 @@ def with_metadata(data: bytes, **changes: str | None) -> bytes:
     return proto.SerializeToString()
 
 
-def test_a_different_feature_contract_is_refused(model_bytes: bytes) -> None:
-    contract = feature_contract()
-    contract["tenure"]["max"] = 240
+def test_a_contract_that_disagrees_with_the_graph_is_refused(model_bytes: bytes) -> None:
+    contract = json.loads(feature_contract_json())
+    contract["features"]["tenures"] = contract["features"].pop("tenure")
     changed = json.dumps(contract, sort_keys=True, separators=(",", ":"))
     error = refused(
         with_metadata(model_bytes, churn__feature_contract=changed), "contract_mismatch"
     )
-    assert "['tenure']" in error.detail
+    assert "missing ['tenures'], extra ['tenure']" in error.detail
+
+
+def test_a_different_contract_serves_its_own_bounds(model_bytes: bytes) -> None:
+    # The API is the model's: a contract widening tenure makes 240 a valid request.
+    contract = json.loads(feature_contract_json())
+    contract["features"]["tenure"]["max"] = 240
+    data = with_metadata(model_bytes, churn__feature_contract=json.dumps(contract))
+    model = model_from_bytes(data, hashlib.sha256(data).hexdigest(), "1")
+    record = model.types.decode_one.decode(json.dumps({**VALID_RECORD, "tenure": 240}))
+    assert 0.0 <= model.probability(record) <= 1.0
 
 
 def test_a_missing_feature_contract_is_refused(model_bytes: bytes) -> None:

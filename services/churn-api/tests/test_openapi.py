@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 import schemathesis
 from churn_api.app import create_app
-from churn_api.contract import feature_contract
+from churn_api.contract import default_contract, feature_contract, request_types
 from churn_api.model import Model
 from churn_api.openapi import openapi_document
-from churn_api.schemas import batch_request_type
 from hypothesis import HealthCheck, settings
 from litestar.testing import TestClient
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
+    positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -35,15 +35,16 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
     negative_data_rejection,
+    # Every schema-valid body is accepted: 116.0 is an integer to JSON Schema and to the service.
+    positive_data_acceptance,
 ]
-# Not positive_data_acceptance: JSON Schema counts 116.0 as an integer, while the
-# service takes integer fields only as integer literals (no coercion, by design).
-# test_routes.test_any_valid_record_is_accepted covers acceptance instead.
 
 
 MAX_BATCH = 20
 # The document the app serves for these settings (test_the_served_schema_is_this_one checks it).
-schema = schemathesis.openapi.from_dict(openapi_document(batch_request_type(MAX_BATCH), auth=False))
+schema = schemathesis.openapi.from_dict(
+    openapi_document(request_types(default_contract(), MAX_BATCH), auth=False)
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,10 @@ def test_the_schema_states_the_contract_bounds(client: TestClient[Any]) -> None:
             assert field["enum"] == spec["categories"], name
         elif spec["type"] in {"int", "float"}:
             assert (field["minimum"], field["maximum"]) == (spec["min"], spec["max"]), name
+            assert field["type"] == "number"
+            assert field.get("multipleOf") == (1 if spec["type"] == "int" else None), name
     assert set(request["required"]) == set(contract)
+    assert set(request["properties"]) == {*contract, "customer_id"}
     assert request["additionalProperties"] is False
     batch = document["components"]["schemas"]["BatchRequest"]["properties"]["records"]
     assert (batch["minItems"], batch["maxItems"]) == (1, 10_000)

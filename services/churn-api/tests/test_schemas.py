@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from churn_api.contract import CustomerFeatures, StrictStruct
+from churn_api.contract import FEATURES, StrictStruct
 from churn_api.errors import validation_error
 from churn_api.schemas import (
     BatchResponse,
@@ -37,7 +37,7 @@ def test_every_struct_is_strict() -> None:
 
 
 def test_request_is_the_contract_plus_an_optional_customer_id() -> None:
-    assert PredictRequest.__struct_fields__ == (*CustomerFeatures.__struct_fields__, "customer_id")
+    assert PredictRequest.__struct_fields__ == ("customer_id", *FEATURES)
     record = msgspec.json.decode(msgspec.json.encode(VALID_RECORD), type=PredictRequest)
     assert record.customer_id is None
 
@@ -45,7 +45,24 @@ def test_request_is_the_contract_plus_an_optional_customer_id() -> None:
 def test_no_coercion_from_strings() -> None:
     assert decode_error_detail({**VALID_RECORD, "tenure": "12"}) == (
         "$.tenure",
-        "Expected `int`, got `str`",
+        "Expected `float`, got `str`",
+    )
+    assert decode_error_detail({**VALID_RECORD, "senior_citizen": "true"}) == (
+        "$.senior_citizen",
+        "Expected `bool`, got `str`",
+    )
+
+
+def test_an_integer_field_takes_any_json_number_with_an_integral_value() -> None:
+    # JSON Schema counts 62.0 as an integer; so does the decoder (multipleOf 1).
+    for value in (62, 62.0):
+        record = msgspec.json.decode(
+            msgspec.json.encode({**VALID_RECORD, "support_tickets": value}), type=PredictRequest
+        )
+        assert record.support_tickets == 62
+    assert decode_error_detail({**VALID_RECORD, "support_tickets": 62.5}) == (
+        "$.support_tickets",
+        "Expected `float` that's a multiple of 1.0",
     )
 
 
@@ -58,7 +75,7 @@ def test_missing_and_unknown_fields_name_the_field() -> None:
 def test_a_nested_path_points_at_the_record() -> None:
     records = [VALID_RECORD] * 3 + [{**VALID_RECORD, "tenure": -1}]
     path, reason = decode_error_detail({"records": records}, batch_request_type(10))
-    assert (path, reason) == ("$.records[3].tenure", "Expected `int` >= 0")
+    assert (path, reason) == ("$.records[3].tenure", "Expected `float` >= 0.0")
 
 
 def test_batch_size_is_bounded_both_ways() -> None:

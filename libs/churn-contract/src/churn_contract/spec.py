@@ -294,8 +294,9 @@ def builtin_contract(name: str = DEFAULT_CONTRACT) -> Contract:
 
 
 def contract_json(contract: Contract) -> str:
-    """Canonical JSON, keys sorted: the exact string stored in the ONNX metadata."""
-    return msgspec.json.encode(contract, order="sorted").decode()
+    """Compact JSON, features in the contract's (the model's input) order: the exact string
+    stored in the ONNX metadata. The same contract always gives the same string."""
+    return msgspec.json.encode(contract).decode()
 
 
 def _from_legacy(data: Mapping[str, Mapping[str, object]]) -> Contract:
@@ -320,7 +321,8 @@ def contract_from_json(text: str, origin: str = "model metadata") -> Contract:
         data = json.loads(text)
     except ValueError:
         raise ContractError(origin, ["not JSON"]) from None
-    if isinstance(data, dict) and "features" not in data and data:
+    legacy = isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values())
+    if legacy and "features" not in data:
         try:
             contract = _from_legacy(data)
         except msgspec.ValidationError as exc:
@@ -384,7 +386,7 @@ def _describe(feature: Feature | None) -> str:
         return "category " + " | ".join(feature.categories or ())
     if feature.type == "bool":
         return "bool"
-    return f"{feature.type} [{feature.min}, {feature.max}]"
+    return f"{feature.type} [{float(feature.min or 0):g}, {float(feature.max or 0):g}]"
 
 
 def _accepts(feature: Feature) -> tuple[set[str], float, float]:

@@ -18,9 +18,10 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response
 from litestar.di import Provide
@@ -31,7 +32,7 @@ from litestar.types import Guard
 
 from churn_api.auth import Authenticator, AuthMiddleware, env_credentials, require_scope
 from churn_api.capture import Capture, CaptureMetrics, CaptureSettings, load_capture_settings
-from churn_api.contract import CustomerFeatures
+from churn_api.contract import request_types
 from churn_api.errors import ApiError, error_body
 from churn_api.feedback import feedback_handlers
 from churn_api.logs import configure_logging, log_event
@@ -49,22 +50,15 @@ from churn_api.tracing import tracing_plugins
 
 __all__ = ["app_from_env", "create_app"]
 
-_WARM_UP: Final = CustomerFeatures(
-    tenure=12,
-    monthly_charges=70.0,
-    contract_type="month-to-month",
-    support_tickets=1,
-    internet_service="dsl",
-    payment_method="credit-card",
-    paperless_billing=True,
-    senior_citizen=False,
-)
 logger = logging.getLogger("churn_api")
 
 
 def _mark_ready(state: ServiceState, model: Model, seconds: float) -> None:
-    model.probability(_WARM_UP)
-    model.probabilities([_WARM_UP, _WARM_UP])
+    if model.types.max_batch != state.settings.max_batch:  # a model loaded elsewhere (tests)
+        model = replace(model, types=request_types(model.contract, state.settings.max_batch))
+    warm_up = model.types.warm_up  # a valid record of the model's own contract
+    model.probability(warm_up)
+    model.probabilities([warm_up, warm_up])
     state.model = model
     state.reason = None
     metrics = state.metrics
@@ -81,7 +75,12 @@ def _load(state: ServiceState, started: float) -> None:
         "model_version": settings.model_version,
     }
     try:
-        model, _ = load_model(settings.model_uri, settings.model_sha256, settings.model_version)
+        model, _ = load_model(
+            settings.model_uri,
+            settings.model_sha256,
+            settings.model_version,
+            max_batch=settings.max_batch,
+        )
     except ModelLoadError as exc:
         failure = exc
     except Exception as exc:  # a bug or an unforeseen artifact: refuse it all the same

@@ -1,18 +1,30 @@
-"""The service's view of the feature contract (``churn_contract``, the ``churn`` file).
+"""The request types of the model being served, built from the contract it embeds.
 
-The service validates requests with these Structs; a test proves they state
-exactly the features, categories and bounds of the default contract file. At
-start the service refuses a model whose embedded contract differs from it.
+The service has no feature list of its own: at start it reads the feature
+contract from the pinned model (``churn.feature_contract``, a
+``churn_contract.Contract``) and builds its request Structs from it with
+``msgspec.defstruct``. So a contract change travels with the model pin, and the
+image serves any model family.
 
-The ONNX graph's inputs mirror the contract: one input per feature, named after
-it, shape ``[None, 1]``; ``tensor(string)`` for categorical features and
-``tensor(float)`` for the others (booleans as 0.0/1.0). Its output
-``probabilities`` is ``[None, 2]``; column 1 is the churn probability.
+Each feature becomes one strict field:
+
+- ``category``: a ``Literal`` of its categories;
+- ``bool``: a JSON boolean;
+- ``int``: a JSON number with an integral value (``62`` or ``62.0``; JSON Schema
+  ``multipleOf: 1``), within its range;
+- ``float``: a finite JSON number within its range.
+
+Unknown fields are rejected, strings are never coerced into numbers, and a
+failure names the field's path (msgspec's strict decoder). The ONNX graph's
+inputs mirror the contract: one input per feature, ``[None, 1]``,
+``tensor(string)`` for categories and ``tensor(float)`` for the rest (booleans
+as 0/1); its output ``probabilities`` is ``[None, 2]``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from churn_contract import (
@@ -20,40 +32,45 @@ from churn_contract import (
     LINEAGE_METADATA_KEYS,
     PROBABILITY_OUTPUT,
     Contract,
+    Feature,
     builtin_contract,
+    categorical_features,
     contract_json,
+    example_record,
+    feature_names,
+    numeric_features,
 )
 
 __all__ = [
     "CATEGORICAL_FEATURES",
     "CONTRACT_METADATA_KEY",
+    "CUSTOMER_ID_MAX_LENGTH",
+    "DEFAULT_MAX_BATCH",
     "FEATURES",
     "LINEAGE_METADATA_KEYS",
     "NUMERIC_FEATURES",
     "PROBABILITY_OUTPUT",
-    "ContractType",
     "CustomerFeatures",
-    "InternetService",
-    "PaymentMethod",
+    "CustomerId",
+    "CustomerRecord",
+    "RequestTypes",
     "StrictStruct",
     "default_contract",
     "feature_contract",
     "feature_contract_json",
     "request_fields",
+    "request_types",
 ]
 
-ContractType = Literal["month-to-month", "one-year", "two-year"]
-InternetService = Literal["dsl", "fiber-optic", "none"]
-PaymentMethod = Literal["electronic-check", "mailed-check", "bank-transfer", "credit-card"]
-
-# Bounds are part of the contract: the API rejects values outside them and the
-# data validation step fails a dataset that holds any.
-Tenure = Annotated[int, msgspec.Meta(ge=0, le=120, description="Months as a customer.")]
-MonthlyCharges = Annotated[
-    float, msgspec.Meta(ge=0.0, le=1000.0, description="Current monthly bill in USD.")
-]
-SupportTickets = Annotated[
-    int, msgspec.Meta(ge=0, le=100, description="Support tickets opened in the last 90 days.")
+CUSTOMER_ID_MAX_LENGTH: Final = 128
+DEFAULT_MAX_BATCH: Final = 1000
+CustomerId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=CUSTOMER_ID_MAX_LENGTH,
+        description="The caller's id for the customer, echoed back; a UUID when absent.",
+    ),
 ]
 
 
@@ -65,30 +82,77 @@ class StrictStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """
 
 
-class CustomerFeatures(StrictStruct, frozen=True):
-    """What the model knows about one customer.
+class CustomerRecord(StrictStruct, frozen=True, kw_only=True):
+    """One customer in a request: the contract's features (added per model) and an optional id."""
 
-    - strict (``StrictStruct``): unknown fields are rejected, records are immutable.
-    - every number is bounded, and floats must be finite (msgspec rejects NaN and
-      infinities once a bound is set).
+    customer_id: CustomerId | None = None
+
+
+def _field_type(feature: Feature) -> Any:
+    """The strict msgspec type of one feature."""
+    about = feature.description
+    if feature.type == "category":
+        return Annotated[Literal[tuple(feature.categories or ())], msgspec.Meta(description=about)]
+    if feature.type == "bool":
+        return Annotated[bool, msgspec.Meta(description=about)]
+    # Bounds make msgspec refuse NaN and infinities too.
+    step = 1 if feature.type == "int" else None
+    return Annotated[
+        float,
+        msgspec.Meta(ge=feature.min, le=feature.max, multiple_of=step, description=about),
+    ]
+
+
+@dataclass(frozen=True, eq=False)
+class RequestTypes:
+    """A contract's request types and what scoring needs to know of its features.
+
+    Compared and hashed by identity: one per loaded model.
     """
 
-    tenure: Tenure
-    monthly_charges: MonthlyCharges
-    contract_type: ContractType
-    support_tickets: SupportTickets
-    internet_service: InternetService
-    payment_method: PaymentMethod
-    paperless_billing: bool
-    senior_citizen: bool
+    contract: Contract
+    max_batch: int
+    record: type[CustomerRecord]
+    batch: type[StrictStruct]
+    decode_one: msgspec.json.Decoder[Any]
+    decode_batch: msgspec.json.Decoder[Any]
+    features: tuple[str, ...]
+    categorical: tuple[str, ...]
+    numeric: tuple[str, ...]
+    warm_up: CustomerRecord
 
 
-FEATURES: Final[tuple[str, ...]] = CustomerFeatures.__struct_fields__
-
-
-def default_contract() -> Contract:
-    """The contract file these Structs state: ``churn_contract``'s ``churn``."""
-    return builtin_contract()
+def request_types(contract: Contract, max_batch: int = DEFAULT_MAX_BATCH) -> RequestTypes:
+    """``PredictRequest`` and ``BatchRequest`` (1 to ``max_batch`` records) of ``contract``."""
+    record = msgspec.defstruct(
+        "PredictRequest",
+        [(name, _field_type(feature)) for name, feature in contract.features.items()],
+        bases=(CustomerRecord,),
+        module=__name__,
+        frozen=True,
+        kw_only=True,
+    )
+    assert issubclass(record, CustomerRecord)
+    records = Annotated[
+        list[record],  # type: ignore[valid-type]
+        msgspec.Meta(min_length=1, max_length=max_batch, description="Customers, scored in order."),
+    ]
+    batch = msgspec.defstruct(
+        "BatchRequest", [("records", records)], bases=(StrictStruct,), module=__name__
+    )
+    assert issubclass(batch, StrictStruct)
+    return RequestTypes(
+        contract=contract,
+        max_batch=max_batch,
+        record=record,
+        batch=batch,
+        decode_one=msgspec.json.Decoder(record),
+        decode_batch=msgspec.json.Decoder(batch),
+        features=feature_names(contract),
+        categorical=categorical_features(contract),
+        numeric=numeric_features(contract),
+        warm_up=msgspec.convert(example_record(contract), record),
+    )
 
 
 def request_fields(contract: Contract) -> dict[str, dict[str, object]]:
@@ -104,38 +168,24 @@ def request_fields(contract: Contract) -> dict[str, dict[str, object]]:
     return fields
 
 
+def default_contract() -> Contract:
+    """The built-in ``churn`` contract: the synthetic data's, used by tests and benchmarks."""
+    return builtin_contract()
+
+
+_DEFAULT: Final = request_types(default_contract())
+# The default contract's record type and feature names, for tests, benchmarks and fixtures.
+CustomerFeatures: Final = _DEFAULT.record
+FEATURES: Final = _DEFAULT.features
+CATEGORICAL_FEATURES: Final = _DEFAULT.categorical
+NUMERIC_FEATURES: Final = _DEFAULT.numeric
+
+
 def feature_contract() -> dict[str, dict[str, object]]:
-    """Describe every feature of ``CustomerFeatures``: type, categories or range."""
-    contract: dict[str, dict[str, object]] = {}
-    struct_info = msgspec.inspect.type_info(CustomerFeatures)
-    assert isinstance(struct_info, msgspec.inspect.StructType)
-    for field in struct_info.fields:
-        info = field.type
-        if isinstance(info, msgspec.inspect.Metadata):  # the description wraps the type
-            info = info.type
-        spec: dict[str, object]
-        if isinstance(info, msgspec.inspect.LiteralType):
-            spec = {"type": "category", "categories": list(info.values)}
-        elif isinstance(info, msgspec.inspect.BoolType):
-            spec = {"type": "bool"}
-        elif isinstance(info, msgspec.inspect.IntType | msgspec.inspect.FloatType):
-            spec = {
-                "type": "int" if isinstance(info, msgspec.inspect.IntType) else "float",
-                "min": info.ge,
-                "max": info.le,
-            }
-        else:  # pragma: no cover - guards the contract against an unsupported field type
-            raise TypeError(f"feature {field.name!r} has an unsupported type {info!r}")
-        contract[field.name] = spec
-    return contract
+    """The default contract's request fields (``request_fields``)."""
+    return request_fields(default_contract())
 
 
 def feature_contract_json() -> str:
     """The default contract as canonical JSON: the exact string stored in the ONNX metadata."""
     return contract_json(default_contract())
-
-
-CATEGORICAL_FEATURES: Final = tuple(
-    name for name, spec in feature_contract().items() if spec["type"] == "category"
-)
-NUMERIC_FEATURES: Final = tuple(name for name in FEATURES if name not in CATEGORICAL_FEATURES)

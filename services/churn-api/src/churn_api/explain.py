@@ -20,7 +20,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from churn_api.contract import CustomerFeatures, StrictStruct
+from churn_api.contract import CustomerRecord, StrictStruct
 from churn_api.model import Model
 from churn_api.schemas import PredictResponse
 
@@ -63,7 +63,7 @@ class ExplainedPrediction(PredictResponse, frozen=True):
     explanation: Explanation
 
 
-def explain_prediction(model: Model, record: CustomerFeatures) -> Explanation:
+def explain_prediction(model: Model, record: CustomerRecord) -> Explanation:
     """The top features pushing ``record``'s probability up and down under ``model``."""
     if model.linear is None:
         return Explanation(method="not_available", up=[], down=[], detail=_NOT_LINEAR)

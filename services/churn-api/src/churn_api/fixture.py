@@ -1,6 +1,7 @@
 """Build a small, real ONNX churn model for tests and ``churn-api serve-local``.
 
-Steps: draw a seeded synthetic dataset over the feature contract, fit a
+Steps: draw a seeded synthetic dataset over a feature contract (default: the
+built-in ``churn``), fit a
 scikit-learn pipeline (one-hot categories and scaled numbers into a logistic
 regression, or a decision tree for a model the fast path must refuse), convert it
 with skl2onnx to the artifact of docs/contracts.md (one input per feature,
@@ -20,6 +21,15 @@ from typing import Any, Literal
 import numpy as np
 import onnx
 import pandas as pd  # type: ignore[import-untyped]
+from churn_contract import (
+    CONTRACT_METADATA_KEY,
+    PROBABILITY_OUTPUT,
+    Contract,
+    builtin_contract,
+    categorical_features,
+    numeric_features,
+)
+from churn_contract import contract_json as encode_contract
 from skl2onnx import to_onnx  # type: ignore[import-untyped]
 from skl2onnx.common.data_types import (  # type: ignore[import-untyped]
     FloatTensorType,
@@ -32,50 +42,40 @@ from sklearn.pipeline import Pipeline  # type: ignore[import-untyped]
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # type: ignore[import-untyped]
 from sklearn.tree import DecisionTreeClassifier  # type: ignore[import-untyped]
 
-from churn_api.contract import (
-    CATEGORICAL_FEATURES,
-    CONTRACT_METADATA_KEY,
-    NUMERIC_FEATURES,
-    PROBABILITY_OUTPUT,
-    feature_contract,
-    feature_contract_json,
-)
-
 __all__ = ["build_fixture_model", "fixture_frame", "fixture_onnx_bytes"]
 
 
-def fixture_frame(rows: int = 2000, seed: int = 7) -> tuple[Any, Any]:
-    """A seeded synthetic dataset: (features DataFrame, churn labels)."""
+def fixture_frame(
+    rows: int = 2000, seed: int = 7, contract: Contract | None = None
+) -> tuple[Any, Any]:
+    """A seeded synthetic dataset over ``contract``: (features DataFrame, churn labels).
+
+    Every value lies within the contract (numbers uniform over their range);
+    the label is drawn from a logistic function with seeded weights per
+    category and per scaled number.
+    """
+    contract = contract or builtin_contract()
     rng = np.random.default_rng(seed)
-    spec = feature_contract()
+    weights = np.random.default_rng(seed + 1)
     data: dict[str, Any] = {}
-    for name in CATEGORICAL_FEATURES:
-        data[name] = rng.choice(list(spec[name]["categories"]), size=rows)  # type: ignore[call-overload]
-    for name in NUMERIC_FEATURES:
-        kind = spec[name]["type"]
-        if kind == "bool":
+    logit = np.full(rows, -0.5)
+    for name, feature in contract.features.items():
+        if feature.type == "category":
+            levels = list(feature.categories or ())
+            data[name] = rng.choice(levels, size=rows)
+            effect = dict(zip(levels, weights.normal(0.0, 0.8, len(levels)), strict=True))
+            logit += np.array([effect[v] for v in data[name]])
+        elif feature.type == "bool":
             data[name] = rng.integers(0, 2, size=rows).astype(np.float32)
-        elif kind == "int":
-            low, high = int(str(spec[name]["min"])), int(str(spec[name]["max"]))
-            data[name] = rng.integers(low, high, size=rows).astype(np.float32)
+            logit += weights.normal(0.0, 0.5) * data[name]
         else:
-            data[name] = rng.uniform(0.0, 150.0, size=rows).astype(np.float32)
-    frame = pd.DataFrame(data)
-    logit = (
-        1.0
-        - 0.04 * frame["tenure"]
-        + 0.015 * frame["monthly_charges"]
-        + 0.3 * frame["support_tickets"]
-        + 1.2 * (frame["contract_type"] == "month-to-month")
-        - 0.8 * (frame["contract_type"] == "two-year")
-        + 0.5 * (frame["internet_service"] == "fiber-optic")
-        + 0.4 * (frame["payment_method"] == "electronic-check")
-        + 0.2 * frame["paperless_billing"]
-        + 0.3 * frame["senior_citizen"]
-        - 2.0
-    )
+            low, high = float(feature.min or 0), float(feature.max or 0)
+            values = rng.uniform(low, high, size=rows)
+            data[name] = (values.round() if feature.type == "int" else values).astype(np.float32)
+            scaled = (data[name] - (low + high) / 2) / max((high - low) / 2, 1e-9)
+            logit += weights.normal(0.0, 0.8) * scaled
     labels = (rng.uniform(size=rows) < 1 / (1 + np.exp(-logit))).astype(int)
-    return frame, labels
+    return pd.DataFrame(data), labels
 
 
 def fixture_onnx_bytes(
@@ -84,11 +84,16 @@ def fixture_onnx_bytes(
     threshold: float = 0.5,
     kind: Literal["logistic", "tree"] = "logistic",
     contract_json: str | None = None,
+    contract: Contract | None = None,
 ) -> bytes:
-    """Fit the fixture pipeline and return the ONNX artifact's bytes."""
-    spec = feature_contract()
-    frame, labels = fixture_frame()
-    categories = [list(spec[name]["categories"]) for name in CATEGORICAL_FEATURES]  # type: ignore[call-overload]
+    """Fit the fixture pipeline over ``contract`` (default: ``churn``); return the ONNX bytes.
+
+    ``contract_json`` overrides the embedded metadata (to test refusals).
+    """
+    contract = contract or builtin_contract()
+    categorical, numeric = categorical_features(contract), numeric_features(contract)
+    frame, labels = fixture_frame(contract=contract)
+    categories = [list(contract.features[name].categories or ()) for name in categorical]
     classifier: Any = (
         LogisticRegression(max_iter=1000)
         if kind == "logistic"
@@ -103,9 +108,9 @@ def fixture_onnx_bytes(
                         (
                             "categories",
                             OneHotEncoder(categories=categories),
-                            list(CATEGORICAL_FEATURES),
+                            list(categorical),
                         ),
-                        ("numbers", StandardScaler(), list(NUMERIC_FEATURES)),
+                        ("numbers", StandardScaler(), list(numeric)),
                     ]
                 ),
             ),
@@ -113,8 +118,8 @@ def fixture_onnx_bytes(
         ]
     )
     pipeline.fit(frame, labels)
-    initial_types = [(name, StringTensorType([None, 1])) for name in CATEGORICAL_FEATURES] + [
-        (name, FloatTensorType([None, 1])) for name in NUMERIC_FEATURES
+    initial_types = [(name, StringTensorType([None, 1])) for name in categorical] + [
+        (name, FloatTensorType([None, 1])) for name in numeric
     ]
     proto = to_onnx(
         pipeline,
@@ -131,7 +136,7 @@ def fixture_onnx_bytes(
         {
             CONTRACT_METADATA_KEY: contract_json
             if contract_json is not None
-            else feature_contract_json(),
+            else encode_contract(contract),
             "churn.model_version": version,
             "churn.mlflow_run_id": "fixture",
             "churn.data_sha256": hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest(),
@@ -144,10 +149,14 @@ def fixture_onnx_bytes(
 
 
 def build_fixture_model(
-    path: Path, *, version: str = "1", kind: Literal["logistic", "tree"] = "logistic"
+    path: Path,
+    *,
+    version: str = "1",
+    kind: Literal["logistic", "tree"] = "logistic",
+    contract: Contract | None = None,
 ) -> str:
     """Write the fixture model to ``path``; return its sha256 (the pin's ``MODEL_SHA256``)."""
-    data = fixture_onnx_bytes(version=version, kind=kind)
+    data = fixture_onnx_bytes(version=version, kind=kind, contract=contract)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()

@@ -27,14 +27,9 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from churn_contract import Contract, builtin_contract
 
-from churn_api.contract import (
-    CATEGORICAL_FEATURES,
-    FEATURES,
-    NUMERIC_FEATURES,
-    CustomerFeatures,
-    feature_contract,
-)
+from churn_api.contract import CustomerRecord
 
 __all__ = ["PARITY_TOLERANCE", "LinearScorer", "ScoreColumns", "fit_linear"]
 
@@ -46,24 +41,18 @@ _FloatArray = npt.NDArray[np.float64]
 ScoreColumns = Callable[[dict[str, npt.NDArray[np.generic]]], _FloatArray]
 
 
-def _ranges() -> dict[str, tuple[float, float]]:
-    spec = feature_contract()
+def _ranges(contract: Contract) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
-    for name in NUMERIC_FEATURES:
-        info = spec[name]
-        if info["type"] == "bool":
+    for name, feature in contract.features.items():
+        if feature.type == "bool":
             out[name] = (0.0, 1.0)
-        else:
-            low, high = info["min"], info["max"]
-            assert isinstance(low, int | float)
-            assert isinstance(high, int | float)
-            out[name] = (float(low), float(high))
+        elif feature.type != "category":
+            out[name] = (float(feature.min or 0), float(feature.max or 0))
     return out
 
 
-def _categories() -> dict[str, tuple[str, ...]]:
-    spec = feature_contract()
-    return {name: tuple(map(str, spec[name]["categories"])) for name in CATEGORICAL_FEATURES}  # type: ignore[call-overload]
+def _categories(contract: Contract) -> dict[str, tuple[str, ...]]:
+    return {n: f.categories or () for n, f in contract.features.items() if f.type == "category"}
 
 
 @dataclass(frozen=True)
@@ -76,9 +65,10 @@ class LinearScorer:
     _getters: dict[str, Callable[[object], object]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_getters", {name: attrgetter(name) for name in FEATURES})
+        names = [*self.category_weights, *self.slopes]
+        object.__setattr__(self, "_getters", {name: attrgetter(name) for name in names})
 
-    def probability(self, record: CustomerFeatures) -> float:
+    def probability(self, record: CustomerRecord) -> float:
         """Score one record without numpy: a few dict look-ups and one exp."""
         z = self.intercept
         for name, table in self.category_weights.items():
@@ -91,7 +81,7 @@ class LinearScorer:
         e = math.exp(z)
         return e / (1.0 + e)
 
-    def probabilities(self, records: Sequence[CustomerFeatures]) -> _FloatArray:
+    def probabilities(self, records: Sequence[CustomerRecord]) -> _FloatArray:
         """Score records column by column with numpy."""
         n = len(records)
         z = np.full(n, self.intercept, dtype=np.float64)
@@ -103,7 +93,7 @@ class LinearScorer:
             z += slope * np.fromiter(map(self._getters[name], records), np.float64, n)
         return _sigmoid(z)
 
-    def contributions(self, record: CustomerFeatures) -> dict[str, float]:
+    def contributions(self, record: CustomerRecord) -> dict[str, float]:
         """Each feature's exact share of the record's logit (log-odds).
 
         ``intercept + sum(contributions.values())`` is the logit itself. A number
@@ -121,14 +111,15 @@ def _sigmoid(z: _FloatArray) -> _FloatArray:
     return np.exp(-np.logaddexp(0.0, -z))
 
 
-def _random_columns(rng: np.random.Generator, n: int) -> dict[str, npt.NDArray[np.generic]]:
+def _random_columns(
+    rng: np.random.Generator, n: int, contract: Contract
+) -> dict[str, npt.NDArray[np.generic]]:
     """``n`` rows spread over the whole contract, extremes included."""
     columns: dict[str, npt.NDArray[np.generic]] = {}
-    for name, categories in _categories().items():
+    for name, categories in _categories(contract).items():
         columns[name] = rng.choice(np.array(categories, dtype=object), size=(n, 1))
-    spec = feature_contract()
-    for name, (low, high) in _ranges().items():
-        if spec[name]["type"] == "float":
+    for name, (low, high) in _ranges(contract).items():
+        if contract.features[name].type == "float":
             values = rng.uniform(low, high, size=n)
         else:
             values = rng.integers(int(low), int(high), size=n, endpoint=True).astype(np.float64)
@@ -139,24 +130,30 @@ def _random_columns(rng: np.random.Generator, n: int) -> dict[str, npt.NDArray[n
     return columns
 
 
-def _design(columns: dict[str, npt.NDArray[np.generic]]) -> _FloatArray:
+def _design(columns: dict[str, npt.NDArray[np.generic]], contract: Contract) -> _FloatArray:
     """Intercept, one indicator per non-first category, then the numbers."""
     n = len(next(iter(columns.values())))
     blocks: list[_FloatArray] = [np.ones((n, 1))]
-    for name, categories in _categories().items():
+    for name, categories in _categories(contract).items():
         values = columns[name][:, 0]
         blocks.extend((values == c).astype(np.float64).reshape(n, 1) for c in categories[1:])
-    blocks.extend(columns[name].astype(np.float64).reshape(n, 1) for name in NUMERIC_FEATURES)
+    blocks.extend(columns[name].astype(np.float64).reshape(n, 1) for name in _ranges(contract))
     return np.hstack(blocks)
 
 
-def fit_linear(score: ScoreColumns, seed: int = 0) -> LinearScorer | None:
-    """Recover a logistic model's weights through ``score``; None unless parity holds."""
+def fit_linear(
+    score: ScoreColumns, seed: int = 0, *, contract: Contract | None = None
+) -> LinearScorer | None:
+    """Recover a logistic model's weights through ``score``; None unless parity holds.
+
+    ``contract`` (default: the built-in ``churn``) says which rows to probe.
+    """
+    contract = contract or builtin_contract()
     rng = np.random.default_rng(seed)
-    probe = _random_columns(rng, _PROBE_ROWS)
+    probe = _random_columns(rng, _PROBE_ROWS, contract)
     p = score(probe)
     usable = (p > 1e-6) & (p < 1 - 1e-6)
-    design = _design(probe)
+    design = _design(probe, contract)
     # Saturated rows say nothing about the logit; a fit needs many rows per weight.
     if usable.sum() < 20 * design.shape[1]:
         return None
@@ -169,16 +166,16 @@ def fit_linear(score: ScoreColumns, seed: int = 0) -> LinearScorer | None:
     coef, *_ = np.linalg.lstsq(design * weight[:, None], logit * weight, rcond=None)
     position = 1
     category_weights: dict[str, dict[object, float]] = {}
-    for name, categories in _categories().items():
+    for name, categories in _categories(contract).items():
         table: dict[object, float] = {categories[0]: 0.0}
         for c in categories[1:]:
             table[c] = float(coef[position])
             position += 1
         category_weights[name] = table
-    slopes = {name: float(coef[position + i]) for i, name in enumerate(NUMERIC_FEATURES)}
+    slopes = {name: float(coef[position + i]) for i, name in enumerate(_ranges(contract))}
     candidate = LinearScorer(float(coef[0]), category_weights, slopes)
-    check = _random_columns(np.random.default_rng(seed + 1), _CHECK_ROWS)
-    z = _design(check) @ coef
+    check = _random_columns(np.random.default_rng(seed + 1), _CHECK_ROWS, contract)
+    z = _design(check, contract) @ coef
     if float(np.max(np.abs(_sigmoid(z) - score(check)))) > PARITY_TOLERANCE:
         return None
     return candidate

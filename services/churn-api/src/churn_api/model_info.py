@@ -23,7 +23,7 @@ import msgspec
 from litestar import MediaType, Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from churn_api.contract import feature_contract
+from churn_api.contract import request_fields
 from churn_api.errors import ApiError
 from churn_api.logs import log_event
 from churn_api.routes import ServiceState
@@ -111,7 +111,7 @@ class ModelInfo:
             "sha256": model.sha256,
             "uri": settings.model_uri,
             "threshold": model.threshold,
-            "contract": feature_contract(),
+            "contract": request_fields(model.contract),
             "lineage": self.lineage,
             "shadow": None,
         }
@@ -124,7 +124,7 @@ class ModelInfo:
                 "ready": shadow.model is not None,
                 "reason": shadow.reason,
                 "threshold": shadow.model.threshold if shadow.model else None,
-                "contract": feature_contract() if shadow.model else None,
+                "contract": request_fields(shadow.model.contract) if shadow.model else None,
                 "lineage": self.shadow_lineage,
             }
         return body

@@ -1,27 +1,29 @@
 """The OpenAPI 3.1 document and the docs page.
 
-The request and response schemas come from ``msgspec.json.schema_components`` over
-the very Structs that decode and encode the bodies, so every bound, enum and
-required field the document states is the one the decoder enforces.
+Generated, per served model: the request and response schemas come from
+``msgspec.json.schema_components`` over the very Structs that decode and encode
+the bodies (the request types built from the model's contract), so every bound,
+enum and required field the document states is the one the decoder enforces.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Final
 
 import msgspec
 
 from churn_api import __version__
+from churn_api.contract import RequestTypes
 from churn_api.schemas import (
     BatchResponse,
     ErrorResponse,
     HealthResponse,
-    PredictRequest,
     PredictResponse,
     ReadinessResponse,
 )
 
-__all__ = ["DOCS_HTML", "openapi_document"]
+__all__ = ["DOCS_HTML", "openapi_document", "openapi_json"]
 
 _JSON: Final = "application/json"
 _SWAGGER_UI: Final = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14"
@@ -59,11 +61,12 @@ _CLIENT_ERRORS: Final = (
 )
 
 
-def openapi_document(batch_type: type[msgspec.Struct], *, auth: bool) -> dict[str, Any]:
-    """The document for an app whose batch body is ``batch_type``."""
+def openapi_document(types: RequestTypes, *, auth: bool) -> dict[str, Any]:
+    """The document for a model whose request types are ``types``."""
+    batch_type = types.batch
     (_, components) = msgspec.json.schema_components(
         [
-            PredictRequest,
+            types.record,
             batch_type,
             PredictResponse,
             BatchResponse,
@@ -118,7 +121,8 @@ def openapi_document(batch_type: type[msgspec.Struct], *, auth: bool) -> dict[st
         "info": {
             "title": "churn-api",
             "version": __version__,
-            "description": "Churn probability for customers, from the ONNX model pinned in Git.",
+            "description": "Churn probability for customers, from the ONNX model pinned in Git. "
+            f"Request fields: the feature contract {types.contract.name!r} the model embeds.",
         },
         "paths": {
             "/v1/predict": predict("Predict one", "PredictRequest", "PredictResponse"),
@@ -134,3 +138,9 @@ def openapi_document(batch_type: type[msgspec.Struct], *, auth: bool) -> dict[st
     }
     document["paths"]["/readyz"]["get"]["responses"]["503"] = document_readyz_503
     return document
+
+
+@lru_cache(maxsize=8)
+def openapi_json(types: RequestTypes, *, auth: bool) -> bytes:
+    """The document as JSON bytes, built once per loaded model."""
+    return msgspec.json.encode(openapi_document(types, auth=auth))

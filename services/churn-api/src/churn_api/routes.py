@@ -2,8 +2,9 @@
 
 Plain Litestar handlers. The two predict routes read the body themselves and
 decode it with msgspec's strict decoder (not Litestar's lenient signature
-parsing, which would coerce ``"12"`` into ``12``), so the types in
-``schemas.py`` are exactly what is accepted. Every client mistake becomes an
+parsing, which would coerce ``"12"`` into ``12``) with the request types of
+the served model's contract (``contract.request_types``), so they are exactly
+what is accepted. Every client mistake becomes an
 ``ApiError``, answered as JSON by the app's exception handler. Handlers reach
 the app's ``ServiceState`` through dependency injection (``service``).
 """
@@ -11,7 +12,7 @@ the app's ``ServiceState`` through dependency injection (``service``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -27,19 +28,18 @@ from litestar.params import SkipValidation
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from churn_api.capture import Capture
+from churn_api.contract import CustomerRecord
 from churn_api.errors import ApiError, decode_error, validation_error
 from churn_api.explain import explain_prediction, explained
 from churn_api.metrics import Metrics
 from churn_api.model import Model
-from churn_api.openapi import DOCS_HTML, openapi_document
+from churn_api.openapi import DOCS_HTML, openapi_json
 from churn_api.schemas import (
     BatchResponse,
     ErrorDetail,
     HealthResponse,
-    PredictRequest,
     PredictResponse,
     ReadinessResponse,
-    batch_request_type,
 )
 from churn_api.settings import Settings
 from churn_api.shadow import Shadow
@@ -75,17 +75,6 @@ class ServiceState:
     shadow: Shadow | None = None
     # "loading" until the load ends, then None (ready), a refusal reason, or "shutting_down".
     reason: str | None = "loading"
-    one_decoder: msgspec.json.Decoder[PredictRequest] = field(init=False, repr=False)
-    batch_decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False)
-    openapi: bytes = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        batch_type = batch_request_type(self.settings.max_batch)
-        self.one_decoder = msgspec.json.Decoder(PredictRequest)
-        self.batch_decoder = msgspec.json.Decoder(batch_type)
-        self.openapi = _encoder.encode(
-            openapi_document(batch_type, auth=bool(self.settings.api_keys))
-        )
 
     @property
     def ready(self) -> bool:
@@ -197,7 +186,8 @@ async def predict(request: Request[Any, Any, Any]) -> Response[bytes]:
     service = service_of(request)
     explain = _wants_explanation(request)
     model = service.require_model()
-    record: PredictRequest = await _decode(request, service.one_decoder)
+    # The request types are the served model's: its contract is the API.
+    record: CustomerRecord = await _decode(request, model.types.decode_one)
     probability = model.probability(record)
     churn = probability >= model.threshold
     service.metrics.observe_prediction(model.version, probability, churn)
@@ -226,8 +216,8 @@ async def predict_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Score up to CHURN_API_MAX_BATCH customers, one result per record, in order."""
     service = service_of(request)
     model = service.require_model()
-    batch = await _decode(request, service.batch_decoder)
-    records: list[PredictRequest] = batch.records
+    batch = await _decode(request, model.types.decode_batch)
+    records: list[CustomerRecord] = batch.records
     probabilities = model.probabilities(records)
     service.metrics.batch_size.observe(len(records))
     service.metrics.observe_predictions(model.version, probabilities, model.threshold)
@@ -292,8 +282,9 @@ def metrics(service: Service) -> Response[bytes]:
 
 @get("/schema/openapi.json", sync_to_thread=False, include_in_schema=False)
 def openapi(service: Service) -> Response[bytes]:
-    """The OpenAPI 3.1 document."""
-    return _json(service.openapi)
+    """The OpenAPI 3.1 document of the served model's contract (503 until one serves)."""
+    model = service.require_model()
+    return _json(openapi_json(model.types, auth=bool(service.settings.api_keys)))
 
 
 @get("/docs", sync_to_thread=False, include_in_schema=False)

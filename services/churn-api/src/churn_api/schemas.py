@@ -1,9 +1,11 @@
-"""The API's request and response bodies, as msgspec Structs on one strict base.
+"""The API's response and error bodies, as msgspec Structs on one strict base.
 
+Request bodies depend on the served model's contract and are built at start
+(``churn_api.contract.request_types``); ``PredictRequest`` and
+``batch_request_type`` are the default contract's, for tests and fixtures.
 The same types decode requests (msgspec's strict JSON decoder: no coercion from
 strings, unknown fields rejected, every bound checked) and generate the OpenAPI
 schema, so the documented constraints are the enforced ones by construction.
-``batch_request_type`` builds the batch body for the configured maximum size.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from typing import Annotated, Final
 
 import msgspec
 
-from churn_api.contract import CustomerFeatures, StrictStruct
+from churn_api.contract import (
+    CUSTOMER_ID_MAX_LENGTH,
+    CustomerFeatures,
+    StrictStruct,
+    default_contract,
+    request_types,
+)
 
 __all__ = [
     "CUSTOMER_ID_MAX_LENGTH",
@@ -27,37 +35,12 @@ __all__ = [
     "batch_request_type",
 ]
 
-CUSTOMER_ID_MAX_LENGTH: Final = 128
-CustomerId = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=CUSTOMER_ID_MAX_LENGTH,
-        description="The caller's id for the customer, echoed back; a UUID when absent.",
-    ),
-]
-
-
-class PredictRequest(CustomerFeatures, frozen=True):
-    """One customer: the contract's features plus an optional ``customer_id``."""
-
-    customer_id: CustomerId | None = None
+PredictRequest: Final = CustomerFeatures
 
 
 def batch_request_type(max_batch: int) -> type[StrictStruct]:
-    """The batch body, ``{"records": [...]}``, holding 1 to ``max_batch`` records."""
-    records = Annotated[
-        list[PredictRequest],
-        msgspec.Meta(min_length=1, max_length=max_batch, description="Customers, scored in order."),
-    ]
-    cls = msgspec.defstruct(
-        "BatchRequest",
-        [("records", records)],
-        bases=(StrictStruct,),
-        module=__name__,
-    )
-    assert issubclass(cls, StrictStruct)
-    return cls
+    """The default contract's batch body, ``{"records": [...]}``, of 1 to ``max_batch`` records."""
+    return request_types(default_contract(), max_batch).batch
 
 
 class PredictResponse(StrictStruct, frozen=True):

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from churn_api.contract import CustomerFeatures
+from churn_api.contract import CustomerRecord
 from churn_api.logs import log_event
 from churn_api.model import Model, load_model
 from churn_api.settings import Settings
@@ -169,7 +169,7 @@ class Shadow:
             **pin,
         )
 
-    def probability(self, record: CustomerFeatures) -> float | None:
+    def probability(self, record: CustomerRecord) -> float | None:
         """The shadow's churn probability of ``record``; None when none is loaded or it fails."""
         model = self.model
         if model is None:
@@ -180,7 +180,7 @@ class Shadow:
             self.metrics.errors.inc()
             return None
 
-    def observe_one(self, record: CustomerFeatures, primary: float, primary_churn: bool) -> None:
+    def observe_one(self, record: CustomerRecord, primary: float, primary_churn: bool) -> None:
         """Score one record answered with ``primary`` and record how the two compare."""
         p = self.probability(record)
         model = self.model
@@ -190,7 +190,7 @@ class Shadow:
 
     def observe(
         self,
-        records: Sequence[CustomerFeatures],
+        records: Sequence[CustomerRecord],
         primary: npt.NDArray[np.float64],
         primary_threshold: float,
     ) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from churn_workflows import PipelineError, Unreachable, exit_code
+from churn_workflows.api_change import api_changes, markdown, title_suffix
 from churn_workflows.lineage import add_pull_request
 from churn_workflows.pin import Pin, parse_pin, pin_path, render_pin
 
@@ -157,8 +158,14 @@ def read_target_pin(environment: str, *, repo: Path | None = None, base: str | N
     return read_pin_git(local, base or default_branch(local), environment)
 
 
-def _title(environment: str, pin: Pin) -> str:
-    return f"Promote churn-model version {pin.version} to {environment}"
+def _title(environment: str, pin: Pin, suffix: str = "") -> str:
+    return f"Promote churn-model version {pin.version} to {environment}{suffix}"
+
+
+def _proposal(running: Pin, pin: Pin, body: str) -> tuple[str, str]:
+    """The title suffix and body: an API change (the contracts' diff) heads both."""
+    changes = api_changes(running, pin)
+    return title_suffix(changes), markdown(changes) + body
 
 
 def _promote_github(
@@ -168,6 +175,7 @@ def _promote_github(
     target = base or github.default_branch()
     text, blob = github.read_file(path, target)
     running = parse_pin(text, f"{github.repository}:{path} at {target}")
+    suffix, body = _proposal(running, pin, body)
     branch = f"promote/churn-model-{environment}-v{pin.version}"
     if branch == target:
         raise PipelineError(f"refusing to write to the target branch {target}")
@@ -186,7 +194,7 @@ def _promote_github(
         "PUT",
         f"/contents/{quote(path)}",
         {
-            "message": _title(environment, pin),
+            "message": _title(environment, pin, suffix),
             "content": base64.b64encode(render_pin(pin).encode()).decode(),
             "sha": blob,
             "branch": branch,
@@ -195,7 +203,7 @@ def _promote_github(
     status, pull = github.call(
         "POST",
         "/pulls",
-        {"title": _title(environment, pin), "head": branch, "base": target, "body": body},
+        {"title": _title(environment, pin, suffix), "head": branch, "base": target, "body": body},
     )
     if status == 422:  # a PR for this branch is already open
         owner = github.repository.split("/")[0]
@@ -220,6 +228,7 @@ def _promote_local(
     target = base or default_branch(repo)
     current = git(repo, "show", f"{target}:{path}")
     running = parse_pin(current, f"{path} at {target}")
+    suffix, body = _proposal(running, pin, body)
     branch = f"promote/churn-model-{environment}-v{pin.version}"
     if branch == target:
         raise PipelineError(f"refusing to write to the target branch {target}")
@@ -235,7 +244,7 @@ def _promote_local(
         git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=index)
         tree = git(repo, "write-tree", env=index)
     parent = git(repo, "rev-parse", f"{target}^{{commit}}")
-    message = f"{_title(environment, pin)}\n\n{body}"
+    message = f"{_title(environment, pin, suffix)}\n\n{body}"
     commit = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", stdin=message)
     git(repo, "update-ref", f"refs/heads/{branch}", commit)
     return Promotion(
