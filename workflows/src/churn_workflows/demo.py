@@ -302,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
                     if args.data and conformed is not None
                     else SAMPLE
                 )
+                _say(f"request    {json.dumps(record, sort_keys=True)}")
                 prediction = predict_once(pin, record)
         loop = None if args.no_serve or args.no_loop or args.data else _loop(local, config)
     except PipelineError as exc:

@@ -29,13 +29,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-from churn_api.contract import FEATURES
+from churn_contract import builtin_contract, feature_names
 
 from churn_workflows import PipelineError
 from churn_workflows.pipeline import PipelineConfig, PipelineResult, run_pipeline
 from churn_workflows.steps.monitor import MonitorConfig, MonitorReport, run_monitor, summary_lines
 from churn_workflows.steps.synthetic import generate
 from churn_workflows.steps.validate import Thresholds
+
+# The default contract's features: what the captured requests of the churn family hold.
+FEATURES = feature_names(builtin_contract())
 
 __all__ = ["LoopResult", "run_loop", "shifted_population"]
 

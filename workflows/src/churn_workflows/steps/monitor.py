@@ -33,8 +33,8 @@ from typing import Any
 import msgspec
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-from churn_api.contract import FEATURES
 from churn_api.prediction_store import JoinedRow, MonitorResult, StoreError, open_store
+from churn_contract import builtin_contract, feature_names
 from sklearn.metrics import (  # type: ignore[import-untyped]
     average_precision_score,
     brier_score_loss,
@@ -44,6 +44,9 @@ from sklearn.metrics import (  # type: ignore[import-untyped]
 from churn_workflows import EXIT_TRANSIENT, PipelineError, exit_code
 from churn_workflows.steps.profile import psi_against, read_profile
 from churn_workflows.storage import exists, write_bytes
+
+# The default contract's features: what the captured requests of the churn family hold.
+FEATURES = feature_names(builtin_contract())
 
 __all__ = ["MonitorConfig", "MonitorReport", "captures_frame", "main", "run_monitor"]
 

@@ -17,7 +17,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-from churn_api.contract import feature_contract
+from churn_contract import Contract, builtin_contract
 
 from churn_workflows import PipelineError
 from churn_workflows.storage import exists, read_bytes, write_bytes
@@ -54,14 +54,18 @@ def _levels(values: pd.Series[Any]) -> dict[str, Any]:
     return {"kind": "levels", "shares": {str(k): float(v) for k, v in shares.items()}}
 
 
-def training_profile(frame: pd.DataFrame, probabilities: npt.NDArray[np.float64]) -> dict[str, Any]:
-    """The profile of ``frame`` (the contract's features) and the model's ``probabilities``."""
+def training_profile(
+    frame: pd.DataFrame,
+    probabilities: npt.NDArray[np.float64],
+    contract: Contract | None = None,
+) -> dict[str, Any]:
+    """The profile of ``frame`` (``contract``'s features) and the model's ``probabilities``."""
     if frame.empty:
         raise PipelineError("cannot profile an empty frame")
     features: dict[str, Any] = {}
-    for name, spec in feature_contract().items():
+    for name, feature in (contract or builtin_contract()).features.items():
         column = frame[name]
-        if spec["type"] in {"category", "bool"}:
+        if feature.type in {"category", "bool"}:
             features[name] = _levels(column)
         else:
             features[name] = _numeric(column.to_numpy(dtype=float))

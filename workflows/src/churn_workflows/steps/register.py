@@ -137,7 +137,9 @@ def register(
     )
     try:
         uri = publish(artifact, bucket_uri)
-        profile = training_profile(holdout, onnx_probabilities(artifact, holdout))
+        profile = training_profile(
+            holdout, onnx_probabilities(artifact, holdout), artifact_contract(artifact)
+        )
         publish_profile(profile, bucket_uri, digest)
         commit = run.data.tags.get("mlflow.source.git.commit") or git_commit()
         made_by = workflow or Workflow.from_env()
