@@ -230,3 +230,42 @@ def test_the_rendered_apps_carry_the_clusters_facts(env: str) -> None:
         for source in app.sources:
             if not source.chart and source.spec["repoURL"].startswith("https://github.com"):
                 assert source.spec["repoURL"] == facts["gitops_repo_url"], app.name
+
+
+def helm_values(app: GeneratedApp, env: str) -> dict[str, Any]:
+    """The chart's values as Helm merges them for ``env``: the value files in order (the ones
+    in this repository), then valuesObject; maps merge, anything else is replaced."""
+
+    def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(base)
+        for key, value in top.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = merge(merged[key], value)
+            else:
+                merged[key] = value
+        return merged
+
+    (source,) = [s for s in app.sources if s.chart]
+    result: dict[str, Any] = {}
+    for name in source.spec["helm"]["valueFiles"]:
+        path = ROOT / name.removeprefix("$values/")
+        if path.is_file():
+            result = merge(result, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return merge(result, values_object(app))
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_rollouts_controller_verifies_prods_target_groups_with_its_own_role(env: str) -> None:
+    facts = cluster_params(env)["metadata"]["annotations"]
+    values = helm_values(one_app(env, "argo-rollouts"), env)
+    assert (
+        values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
+        == (facts["argo_rollouts_iam_role_arn"])
+    )
+    # The chart names the service account after the release; OpenTofu's role trusts that name.
+    assert values["serviceAccount"].get("name", "") in ("", "argo-rollouts")
+    assert {"name": "AWS_REGION", "value": facts["aws_region"]} in values["controller"]["extraEnv"]
+    flags = values["controller"]["extraArgs"]
+    # Helm replaces lists: the environment's file must keep the flags every cluster needs.
+    assert "--self-service-notification-enabled" in flags
+    assert ("--aws-verify-target-group" in flags) == (env == "prod"), flags

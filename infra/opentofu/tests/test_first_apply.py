@@ -288,6 +288,23 @@ def test_the_autoscaler_role_changes_only_this_clusters_groups() -> None:
         assert variables.get(tag) == ["owned"], "writes must be limited to this cluster's groups"
 
 
+def test_the_rollouts_controller_may_only_describe_load_balancers() -> None:
+    """Target group verification (--aws-verify-target-group): the controller's service account
+    assumes a role that may call the ELB Describe actions the Rollouts ALB guide lists, no more."""
+    identity = load_config(INFRA / "modules" / "identity")
+    assert identity.locals["workloads"]["argo-rollouts"]["namespace"] == "argo-rollouts"
+    document = identity.policy_document("argo_rollouts")
+    actions = {a for s in document["statement"] for a in s["actions"]}
+    assert actions == {
+        f"elasticloadbalancing:Describe{what}"
+        for what in ("Listeners", "LoadBalancers", "Rules", "Tags", "TargetGroups", "TargetHealth")
+    }
+    values = yaml.safe_load(
+        (REPO / "platform" / "apps" / "argo-rollouts" / "values.yaml").read_text(encoding="utf-8")
+    )
+    assert values.get("serviceAccount", {}).get("name", "argo-rollouts") == "argo-rollouts"
+
+
 # A Secrets Manager key as an ExternalSecret's remoteRef (or a patch of it) names it.
 SECRET_KEY = re.compile(
     r"(?:key|value):\s*[\"']?(churn-(ENV|dev|staging|prod|platform)/[A-Za-z0-9/_+=.@-]+)"
@@ -360,6 +377,7 @@ def test_the_annotation_keys_agreed_with_argo_cd_are_in_the_table() -> None:
         "mlflow_db_secret_name",
         "predictions_db_secret_name",
         "cluster_autoscaler_iam_role_arn",
+        "argo_rollouts_iam_role_arn",
         *(
             f"{sa}_iam_role_arn"
             for sa in (

@@ -19,7 +19,16 @@ from tofu_hcl import ENVIRONMENTS, load_hcl
 __all__ = ["CONTROLS", "Breakage", "Control"]
 
 # The one statement allowed a "*" resource outside the load balancer controller's policy.
-NON_RESOURCE_ACTIONS = {"ecr:GetAuthorizationToken"}
+NON_RESOURCE_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    # ELB's Describe calls support no resource-level permissions (Argo Rollouts' verification).
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+}
 
 
 def _parse(path: Path) -> dict[str, Any]:

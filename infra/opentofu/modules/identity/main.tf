@@ -20,6 +20,7 @@ locals {
     "aws-load-balancer-controller" = { namespace = "kube-system", policy = data.aws_iam_policy_document.aws_load_balancer_controller.json }
     "external-secrets"             = { namespace = "external-secrets", policy = data.aws_iam_policy_document.external_secrets.json }
     "cluster-autoscaler"           = { namespace = "kube-system", policy = data.aws_iam_policy_document.cluster_autoscaler.json }
+    "argo-rollouts"                = { namespace = "argo-rollouts", policy = data.aws_iam_policy_document.argo_rollouts.json }
   }
 }
 
@@ -238,6 +239,25 @@ data "aws_iam_policy_document" "cluster_autoscaler" {
       variable = "aws:ResourceTag/k8s.io/cluster-autoscaler/${var.cluster_name}"
       values   = ["owned"]
     }
+  }
+}
+
+# Argo Rollouts with --aws-verify-target-group: before it scales the old pods down, the
+# controller checks through the ELB API that the ALB's rules, weights and target groups reflect
+# the Ingress it wrote. Read-only; ELB's Describe calls take no resource ARN, hence "*". The
+# actions are those the Rollouts ALB guide lists.
+data "aws_iam_policy_document" "argo_rollouts" {
+  statement {
+    sid = "VerifyTargetGroups"
+    actions = [
+      "elasticloadbalancing:DescribeListeners",
+      "elasticloadbalancing:DescribeLoadBalancers",
+      "elasticloadbalancing:DescribeRules",
+      "elasticloadbalancing:DescribeTags",
+      "elasticloadbalancing:DescribeTargetGroups",
+      "elasticloadbalancing:DescribeTargetHealth",
+    ]
+    resources = ["*"]
   }
 }
 

@@ -1,5 +1,5 @@
 output "workload_role_arns" {
-  description = "IRSA role ARN by service account name (churn-api, churn-workflows, mlflow, argo-workflows-server, aws-load-balancer-controller, external-secrets, cluster-autoscaler)."
+  description = "IRSA role ARN by service account name (churn-api, churn-workflows, mlflow, argo-workflows-server, aws-load-balancer-controller, external-secrets, cluster-autoscaler, argo-rollouts)."
   value       = { for k, r in aws_iam_role.workload : k => r.arn }
 }
 

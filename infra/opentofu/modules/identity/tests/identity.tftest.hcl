@@ -59,7 +59,7 @@ run "one_role_per_service_account_named_by_the_contract" {
     condition = toset(values(aws_iam_role.workload)[*].name) == toset([
       "churn-dev-churn-api", "churn-dev-churn-workflows", "churn-dev-mlflow",
       "churn-dev-argo-workflows-server", "churn-dev-aws-load-balancer-controller", "churn-dev-external-secrets",
-      "churn-dev-cluster-autoscaler",
+      "churn-dev-cluster-autoscaler", "churn-dev-argo-rollouts",
     ])
     error_message = "Workload roles must be churn-<env>-<service account>."
   }
