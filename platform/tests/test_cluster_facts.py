@@ -39,7 +39,6 @@ PREFIX = "metadata.annotations."
 # Keys OpenTofu writes that nothing in platform/ reads yet, and why.
 NOT_READ_YET = {
     "data_bucket": "the pipeline derives its data bucket from the environment name",
-    "predictions_db_secret_name": "the prediction store's database is not deployed here yet",
 }
 # Files under platform/ that another flow writes: the release pull requests set the image
 # (registry and digest) of churn-api, and its role annotation is overridden by the
