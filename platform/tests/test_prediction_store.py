@@ -98,7 +98,9 @@ def test_the_secret_comes_from_the_entry_the_cluster_names(env: str) -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_the_url_requires_tls_and_churn_api_accepts_it(env: str) -> None:
-    for namespace, external in predictions_db_secrets(rendered(env)).items():
+    found = predictions_db_secrets(rendered(env))
+    assert found, f"{env}: no ExternalSecret makes {SECRET}"
+    for namespace, external in found.items():
         template = external["spec"]["target"]["template"]
         assert template["engineVersion"] == "v2"
         fields = set(_FIELD.findall(template["data"]["url"]))
