@@ -6,8 +6,9 @@ ExternalSecret built from the Secrets Manager entry OpenTofu names in the cluste
 `predictions_db_secret_name` annotation. Checked on the rendered Applications (fixture
 cluster Secrets): the entry's name comes from the annotation, the URL template gives a
 TLS-requiring `postgresql://` URL that churn-api's own settings parser accepts, every pod that
-names the Secret finds it in its namespace, churn-api reads it optionally (no Secret: capture
-off, the service still starts), and the NetworkPolicies let the pods reach PostgreSQL.
+names the Secret finds it in its namespace, churn-api mounts it optionally as a file (no
+Secret: capture off, the service still starts; no password in its environment), and the
+NetworkPolicies let the pods reach PostgreSQL.
 """
 
 from __future__ import annotations
@@ -85,6 +86,17 @@ def secret_refs(pod: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 yield {"variable": env["name"], **ref}
 
 
+def secret_files(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Mount path of each key of a Secret volume: the path and the volume's secret source."""
+    volumes = {v["name"]: v["secret"] for v in pod.get("volumes") or [] if "secret" in v}
+    files = {}
+    for container in pod.get("containers", []):
+        for mount in container.get("volumeMounts") or []:
+            if mount["name"] in volumes:
+                files[mount["mountPath"].rstrip("/")] = volumes[mount["name"]]
+    return files
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_the_secret_comes_from_the_entry_the_cluster_names(env: str) -> None:
     entry = cluster_params(env)["metadata"]["annotations"][ANNOTATION]
@@ -128,12 +140,13 @@ def test_every_pod_that_names_the_secret_finds_it_in_its_namespace(env: str) -> 
     users = set()
     for document in documents:
         namespace = document.get("metadata", {}).get("namespace")
+        name = document.get("metadata", {}).get("name")
         for pod in pod_specs(document):
-            for ref in secret_refs(pod):
-                if ref["name"] == SECRET:
-                    assert ref["key"] == "url", f"{env}: {document['metadata']['name']}"
-                    assert namespace in made, f"{env}: {document['metadata']['name']} in {namespace}"
-                    users.add(document["metadata"]["name"])
+            names = [ref["name"] for ref in secret_refs(pod) if ref["key"] == "url"]
+            names += [v["secretName"] for v in secret_files(pod).values()]
+            if SECRET in names:
+                assert namespace in made, f"{env}: {name} in {namespace} finds no {SECRET}"
+                users.add(name)
     assert {"churn-api", "churn-monitor", "churn-outcomes"} <= users, f"{env}: {sorted(users)}"
 
 
@@ -143,14 +156,17 @@ def test_churn_api_captures_and_starts_without_the_secret(env: str) -> None:
     (deployment,) = (
         d for d in of_kind(documents, "Deployment") if d["metadata"]["name"] == "churn-api"
     )
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    refs = {r["variable"]: r for r in secret_refs({"containers": [container]})}
-    assert refs["CHURN_CAPTURE_URL"] == {
-        "variable": "CHURN_CAPTURE_URL",
-        "name": SECRET,
-        "key": "url",
-        "optional": True,
-    }
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    variables = {e["name"]: e.get("value") for e in container.get("env") or []}
+    # The password stays out of the environment: the URL is a file of the mounted Secret.
+    assert "CHURN_CAPTURE_URL" not in variables
+    directory, _, key = variables["CHURN_CAPTURE_URL_FILE"].rpartition("/")
+    volume = secret_files(pod)[directory]
+    assert (volume["secretName"], key) == (SECRET, "url")
+    # No Secret yet (a new environment, External Secrets down): the pod still starts.
+    assert volume["optional"] is True
+    assert key in predictions_db_secrets(documents)["churn"]["spec"]["target"]["template"]["data"]
     settings = {
         d["metadata"]["name"]: d["data"]
         for d in of_kind(documents, "ConfigMap")

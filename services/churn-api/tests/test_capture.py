@@ -205,3 +205,22 @@ def test_capture_settings_name_every_wrong_variable() -> None:
         {"CHURN_CAPTURE_URL": "sqlite:///x.db", "CHURN_CAPTURE_SAMPLE_RATE": "0.1"}
     )
     assert (loaded.store_url, loaded.sample_rate, loaded.batch_size) == ("sqlite:///x.db", 0.1, 500)
+
+
+def test_capture_url_from_a_mounted_secret_file(tmp_path: Path) -> None:
+    secret = tmp_path / "url"
+    secret.write_text("postgresql://u:p@db.internal:5432/predictions?sslmode=require\n")
+    loaded = load_capture_settings({"CHURN_CAPTURE_URL_FILE": str(secret)})
+    assert loaded.store_url == "postgresql://u:p@db.internal:5432/predictions?sslmode=require"
+    # The variable wins over the file.
+    both = {"CHURN_CAPTURE_URL": "sqlite:///x.db", "CHURN_CAPTURE_URL_FILE": str(secret)}
+    assert load_capture_settings(both).store_url == "sqlite:///x.db"
+    # The optional Secret not mounted (yet): capture off, the service still starts.
+    absent = {"CHURN_CAPTURE_URL_FILE": str(tmp_path / "missing" / "url")}
+    assert load_capture_settings(absent).store_url is None
+    # A wrong URL or an unreadable file is named, never a crash later.
+    secret.write_text("mysql://x")
+    with pytest.raises(SettingsError, match="CHURN_CAPTURE_URL: must start"):
+        load_capture_settings({"CHURN_CAPTURE_URL_FILE": str(secret)})
+    with pytest.raises(SettingsError, match=r"CHURN_CAPTURE_URL_FILE=.*cannot read"):
+        load_capture_settings({"CHURN_CAPTURE_URL_FILE": str(tmp_path)})

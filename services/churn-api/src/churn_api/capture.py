@@ -32,6 +32,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import msgspec
@@ -101,11 +102,33 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     return value
 
 
+def _read_url_file(path: str) -> str:
+    """The URL in a mounted Secret's file; "" (capture off) when the optional Secret is absent."""
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        # An optional Secret volume that is not there yet: the service serves without capture.
+        return ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"CHURN_CAPTURE_URL_FILE={path}: cannot read it ({exc})") from None
+
+
 def load_capture_settings(env: Mapping[str, str]) -> CaptureSettings:
-    """Read the ``CHURN_CAPTURE_*`` variables; raise ``SettingsError`` naming each wrong one."""
+    """Read the ``CHURN_CAPTURE_*`` variables; raise ``SettingsError`` naming each wrong one.
+
+    The store's URL is ``CHURN_CAPTURE_URL`` or, when that is unset, the content of the file
+    ``CHURN_CAPTURE_URL_FILE`` names (the clusters mount it from a Secret, which keeps the
+    password out of the pod's environment); a missing file means capture is off.
+    """
     errors: list[str] = []
     values: dict[str, Any] = {}
     url = env.get("CHURN_CAPTURE_URL", "").strip()
+    url_file = env.get("CHURN_CAPTURE_URL_FILE", "").strip()
+    if not url and url_file:
+        try:
+            url = _read_url_file(url_file)
+        except SettingsError as exc:
+            errors.append(str(exc))
     if url:
         if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
             errors.append("CHURN_CAPTURE_URL: must start with postgresql:// or sqlite:///")
