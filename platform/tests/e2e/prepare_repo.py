@@ -137,17 +137,22 @@ def _kind_patches(s3_endpoint: str, dispatch_url: str) -> list[dict[str, object]
                 ]
             ),
         },
-        {
-            "target": {"kind": "ExternalSecret", "name": "argo-rollouts-notification-secret"},
-            "patch": yaml.safe_dump(
-                {
-                    "apiVersion": "external-secrets.io/v1",
-                    "kind": "ExternalSecret",
-                    "metadata": {"name": "argo-rollouts-notification-secret"},
-                    "$patch": "delete",
-                }
-            ),
-        },
+        # No AWS here: no ExternalSecret. Without the prediction store's Secret churn-api
+        # serves with capture off.
+        *(
+            {
+                "target": {"kind": "ExternalSecret", "name": name},
+                "patch": yaml.safe_dump(
+                    {
+                        "apiVersion": "external-secrets.io/v1",
+                        "kind": "ExternalSecret",
+                        "metadata": {"name": name},
+                        "$patch": "delete",
+                    }
+                ),
+            }
+            for name in ("argo-rollouts-notification-secret", "churn-predictions-db")
+        ),
     ]
 
 
