@@ -186,4 +186,11 @@ def test_promotion_runs_from_the_form_or_from_churn_train() -> None:
         for e in promote["container"]["env"]
         if "valueFrom" in e
     }
-    assert env["GITHUB_TOKEN"] == {"key": "token", "name": "churn-workflows-github"}
+    # The GitHub App's credentials, never a long-lived token.
+    assert "GITHUB_TOKEN" not in env
+    assert env["GITHUB_APP_PRIVATE_KEY"] == {"key": "private-key", "name": "churn-workflows-github"}
+    assert env["GITHUB_APP_ID"] == {"key": "app-id", "name": "churn-workflows-github"}
+    assert env["GITHUB_APP_INSTALLATION_ID"] == {
+        "key": "installation-id",
+        "name": "churn-workflows-github",
+    }

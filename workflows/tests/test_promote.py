@@ -2,7 +2,9 @@
 
 GitHub cannot be reached from tests, so ``FakeGitHub`` stands in for it: a thin
 HTTP server on 127.0.0.1 that keeps branches as dicts of files and answers the
-five REST calls the step makes, the way GitHub documents them.
+five REST calls the step makes, the way GitHub documents them, plus the GitHub
+App's token exchange: it verifies the App's JWT with the App's public key and
+hands out the one token the other calls accept.
 """
 
 from __future__ import annotations
@@ -18,13 +20,36 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+import jwt
 import pytest
 from churn_workflows import PipelineError
 from churn_workflows.pin import Pin, parse_pin, pin_path, render_pin
-from churn_workflows.steps.promote import git, main, promote, read_pin_git, read_target_pin
+from churn_workflows.steps.promote import (
+    GitHub,
+    git,
+    main,
+    promote,
+    read_pin_git,
+    read_target_pin,
+)
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PIN = Pin("s3://churn-dev-models/churn-model/sha256/" + "b" * 64 + ".onnx", "b" * 64, "4")
+APP_ID, INSTALLATION_ID = "123456", "7890"
+
+
+def _pem(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+# One key pair for the module: RSA generation is slow enough to share.
+APP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 class FakeGitHub(ThreadingHTTPServer):
@@ -36,6 +61,9 @@ class FakeGitHub(ThreadingHTTPServer):
         self.branches: dict[str, dict[str, str]] = {"main": dict(files)}
         self.pulls: list[dict[str, Any]] = []
         self.calls: list[str] = []
+        # The GitHub App: its public key, and what each token request asked for.
+        self.app_key = APP_KEY.public_key()
+        self.token_requests: list[dict[str, Any]] = []
 
     @property
     def url(self) -> str:
@@ -56,8 +84,32 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _installation_token(self) -> None:
+        """POST /app/installations/<id>/access_tokens: the App's JWT for a token."""
+        gh = self.server
+        assertion = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        try:
+            claims = jwt.decode(
+                assertion,
+                gh.app_key,
+                algorithms=["RS256"],
+                options={"require": ["iat", "exp", "iss"]},
+            )
+        except jwt.PyJWTError as exc:
+            return self._send(401, {"message": f"A JSON web token could not be decoded: {exc}"})
+        if claims["iss"] != APP_ID or claims["exp"] - claims["iat"] > 600:
+            return self._send(401, {"message": "'Issuer' claim or expiry is invalid"})
+        installation = self.path.split("/")[3]
+        if installation != INSTALLATION_ID:
+            return self._send(404, {"message": "Not Found"})
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        gh.token_requests.append(body)
+        return self._send(201, {"token": "t0ken", "expires_at": "2099-01-01T00:00:00Z"})
+
     def _route(self, method: str) -> None:
         gh = self.server
+        if method == "POST" and re.fullmatch(r"/app/installations/[^/]+/access_tokens", self.path):
+            return self._installation_token()
         if self.headers.get("Authorization") != "Bearer t0ken":
             return self._send(401, {"message": "Bad credentials"})
         url = urlparse(self.path)
@@ -131,7 +183,14 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
 
 @pytest.fixture(autouse=True)
 def _no_github(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL"):
+    for var in (
+        "GITHUB_TOKEN",
+        "GITHUB_REPOSITORY",
+        "GITHUB_API_URL",
+        "GITHUB_APP_ID",
+        "GITHUB_APP_INSTALLATION_ID",
+        "GITHUB_APP_PRIVATE_KEY",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -226,6 +285,66 @@ def test_bad_credentials_are_named(github: FakeGitHub, monkeypatch: pytest.Monke
     with pytest.raises(PipelineError, match="HTTP 401"):
         promote("dev", PIN, "")
     assert not github.pulls
+
+
+def _as_the_app(monkeypatch: pytest.MonkeyPatch, key: str = "") -> None:
+    """The pod's environment in the cluster: the App's credentials, no token."""
+    monkeypatch.delenv("GITHUB_TOKEN")
+    monkeypatch.setenv("GITHUB_APP_ID", APP_ID)
+    monkeypatch.setenv("GITHUB_APP_INSTALLATION_ID", INSTALLATION_ID)
+    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", key or _pem(APP_KEY))
+
+
+def test_the_github_app_mints_a_token_scoped_to_the_repository_and_opens_the_pr(
+    github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _as_the_app(monkeypatch)
+    result = promote("dev", PIN, "evidence", base=None)
+    assert result.url == "https://github.com/acme/churn-platform/pull/1"
+    (request,) = github.token_requests
+    assert request == {
+        "repositories": ["churn-platform"],
+        "permissions": {"contents": "write", "pull_requests": "write"},
+    }
+
+
+def test_the_app_wins_over_a_token_and_a_wrong_key_is_refused(
+    github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _as_the_app(monkeypatch, _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
+    monkeypatch.setenv("GITHUB_TOKEN", "t0ken")
+    with pytest.raises(PipelineError, match=f"GitHub App {APP_ID} could not get a token.*401"):
+        promote("dev", PIN, "")
+    assert not github.pulls
+    assert not github.token_requests
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("GITHUB_APP_ID", "my-app", "GITHUB_APP_ID must be the App's numeric id"),
+        ("GITHUB_APP_INSTALLATION_ID", "", "incomplete: GITHUB_APP_INSTALLATION_ID not set"),
+        ("GITHUB_APP_PRIVATE_KEY", "not a key", "GITHUB_APP_PRIVATE_KEY is not the App's PEM"),
+    ],
+)
+def test_bad_app_credentials_are_named(
+    github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    _as_the_app(monkeypatch)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(PipelineError, match=message):
+        promote("dev", PIN, "")
+    assert not github.pulls
+    assert "not a key" not in str(github.token_requests)
+
+
+def test_an_unknown_installation_is_named(
+    github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _as_the_app(monkeypatch)
+    monkeypatch.setenv("GITHUB_APP_INSTALLATION_ID", "1")
+    with pytest.raises(PipelineError, match="installation 1: HTTP 404"):
+        GitHub.from_env()
 
 
 def test_command_promotes_locally(gitops: Path, capsys: pytest.CaptureFixture[str]) -> None:

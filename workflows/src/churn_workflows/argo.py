@@ -113,12 +113,16 @@ def step(
 
 
 def github_env() -> list[Env | SecretEnv]:
-    """GitHub access for the steps that read the pin or open the PR: a token and owner/name."""
+    """GitHub access for the steps that read the pin or open the PR: the GitHub App that mints
+    each run a short-lived installation token (steps/promote.py), and owner/name."""
     secret = "churn-workflows-github"  # noqa: S105 - a Secret's name, not a secret
-    return [
-        SecretEnv(name="GITHUB_TOKEN", secret_name=secret, secret_key="token"),  # noqa: S106
-        SecretEnv(name="GITHUB_REPOSITORY", secret_name=secret, secret_key="repository"),  # noqa: S106
-    ]
+    keys = {
+        "GITHUB_APP_ID": "app-id",
+        "GITHUB_APP_INSTALLATION_ID": "installation-id",
+        "GITHUB_APP_PRIVATE_KEY": "private-key",
+        "GITHUB_REPOSITORY": "repository",
+    }
+    return [SecretEnv(name=env, secret_name=secret, secret_key=key) for env, key in keys.items()]
 
 
 def workflow_settings() -> dict[str, object]:

@@ -237,7 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
     args = parser.parse_args(argv)
 
     # The demo's artifacts are file:// URIs on this machine: never propose them to GitHub.
-    if any(os.environ.pop(var, None) for var in ("GITHUB_TOKEN", "GITHUB_REPOSITORY")):
+    credentials = ["GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_APP_ID"]
+    credentials += ["GITHUB_APP_INSTALLATION_ID", "GITHUB_APP_PRIVATE_KEY"]
+    if [var for var in credentials if os.environ.pop(var, None)]:
         _say("note       GITHUB_TOKEN/GITHUB_REPOSITORY ignored: the demo promotes locally")
     root = repo_root()
     local = root / ".local"

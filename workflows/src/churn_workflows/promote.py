@@ -3,7 +3,7 @@
 ``churn-train`` calls its ``promote`` template after a passed gate; it can also
 be submitted alone from the Argo Workflows UI to promote a registered version
 to another environment (dev's model to staging, say). The pod reads the GitHub
-token and repository from the Secret ``churn-workflows-github``. Rendered by
+App's credentials and the repository from the Secret ``churn-workflows-github``. Rendered by
 ``churn_workflows.render``.
 """
 

@@ -1,10 +1,18 @@
 """Promote: propose the new pin as a pull request that edits only ``model.yaml``.
 
 Steps: read the target branch's pin (strictly parsed: a hand-broken file stops
-here, naming it), write the new pin, and propose it. With ``GITHUB_TOKEN`` and
-``GITHUB_REPOSITORY`` set, through GitHub's REST API: a branch from the target
+here, naming it), write the new pin, and propose it. With GitHub credentials
+and ``GITHUB_REPOSITORY`` set, through GitHub's REST API: a branch from the target
 branch, one commit changing the file, a pull request whose body is the
-evidence. Otherwise a local branch and commit in the given git repository, made
+evidence.
+
+The credentials are a GitHub App's (``GITHUB_APP_ID``, ``GITHUB_APP_INSTALLATION_ID``,
+``GITHUB_APP_PRIVATE_KEY``, what the cluster's Secret ``churn-workflows-github``
+holds): each run signs a JWT with the App's key and exchanges it for an
+installation token that expires within the hour, limited to this repository's
+contents and pull requests, so no long-lived token exists. ``GITHUB_TOKEN``
+instead is for runs by hand (a person's own short-lived token); the App wins
+when both are set. Otherwise a local branch and commit in the given git repository, made
 with git plumbing (a temporary index, ``commit-tree``, ``update-ref``), so the
 checked-out tree and the current branch are never touched. Nothing ever pushes
 or commits to the target branch itself.
@@ -19,13 +27,16 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+import jwt
 
 from churn_workflows import PipelineError, Unreachable, exit_code
 from churn_workflows.api_change import api_changes, markdown, title_suffix
@@ -37,6 +48,7 @@ __all__ = [
     "Promotion",
     "default_branch",
     "git",
+    "installation_token",
     "main",
     "promote",
     "read_pin_git",
@@ -44,6 +56,77 @@ __all__ = [
 ]
 
 _IDENTITY = ("churn-workflows", "churn-workflows@users.noreply.github.com")
+_APP_VARIABLES = ("GITHUB_APP_ID", "GITHUB_APP_INSTALLATION_ID", "GITHUB_APP_PRIVATE_KEY")
+# GitHub refuses an App JWT that lives longer than 10 minutes or is issued in its future:
+# issued a minute back (clock drift), valid for nine.
+_JWT_BACKDATE_SECONDS = 60
+_JWT_LIFETIME_SECONDS = 540
+_DEFAULT_API = "https://api.github.com"
+
+
+def _api_url(api_url: str | None) -> str:
+    return (api_url or os.environ.get("GITHUB_API_URL") or _DEFAULT_API).rstrip("/")
+
+
+def installation_token(
+    app_id: str,
+    installation_id: str,
+    private_key: str,
+    repository: str,
+    *,
+    api_url: str | None = None,
+    now: float | None = None,
+) -> str:
+    """An installation token of the GitHub App, scoped to ``repository``'s contents and PRs.
+
+    The App authenticates with a JWT it signs (RS256, issuer the App id), then
+    ``POST /app/installations/<id>/access_tokens`` returns a token that expires within an hour.
+    """
+    if not app_id.strip().isdigit():
+        raise PipelineError(f"GITHUB_APP_ID must be the App's numeric id, got {app_id!r}")
+    if not installation_id.strip().isdigit():
+        raise PipelineError(
+            f"GITHUB_APP_INSTALLATION_ID must be a numeric id, got {installation_id!r}"
+        )
+    issued = int(time.time() if now is None else now) - _JWT_BACKDATE_SECONDS
+    claims = {"iat": issued, "exp": issued + _JWT_LIFETIME_SECONDS, "iss": app_id.strip()}
+    try:
+        assertion = jwt.encode(claims, private_key, algorithm="RS256")
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        raise PipelineError(
+            f"GITHUB_APP_PRIVATE_KEY is not the App's PEM private key: {type(exc).__name__}"
+        ) from None
+    url = f"{_api_url(api_url)}/app/installations/{installation_id.strip()}/access_tokens"
+    body = {
+        "repositories": [repository.split("/", 1)[-1]],
+        "permissions": {"contents": "write", "pull_requests": "write"},
+    }
+    request = urllib.request.Request(  # noqa: S310 - the URL is https or a test's localhost
+        url,
+        method="POST",
+        data=json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {assertion}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            answer = json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        kind = Unreachable if exc.code >= 500 else PipelineError
+        raise kind(
+            f"GitHub App {app_id.strip()} could not get a token for installation "
+            f"{installation_id.strip()}: HTTP {exc.code} {exc.reason}"
+        ) from None
+    except (urllib.error.URLError, TimeoutError) as exc:
+        raise Unreachable(f"GitHub POST {url}: {getattr(exc, 'reason', exc)}") from None
+    token = answer.get("token") if isinstance(answer, dict) else None
+    if not isinstance(token, str) or not token:
+        raise PipelineError(f"GitHub POST {url} answered no token")
+    return token
 
 
 @dataclass(frozen=True)
@@ -100,15 +183,32 @@ class GitHub:
     def __init__(self, repository: str, token: str, api_url: str | None = None) -> None:
         self.repository = repository
         self.token = token
-        self.api = (api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com").rstrip(
-            "/"
-        )
+        self.api = _api_url(api_url)
 
     @classmethod
-    def from_env(cls) -> GitHub | None:
-        """A client when ``GITHUB_TOKEN`` and ``GITHUB_REPOSITORY`` are set."""
-        token, repository = os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY")
-        return cls(repository, token) if token and repository else None
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GitHub | None:
+        """A client when ``GITHUB_REPOSITORY`` and credentials are set: the GitHub App's
+        (all three ``GITHUB_APP_*``), else ``GITHUB_TOKEN``; None without either."""
+        env = os.environ if environ is None else environ
+        repository = env.get("GITHUB_REPOSITORY")
+        app = {name: env.get(name, "") for name in _APP_VARIABLES}
+        given = [name for name, value in app.items() if value]
+        if given and len(given) < len(app):
+            missing = ", ".join(name for name in _APP_VARIABLES if name not in given)
+            raise PipelineError(f"GitHub App credentials are incomplete: {missing} not set")
+        if not repository:
+            return None
+        if given:
+            minted = installation_token(
+                app["GITHUB_APP_ID"],
+                app["GITHUB_APP_INSTALLATION_ID"],
+                app["GITHUB_APP_PRIVATE_KEY"],
+                repository,
+                api_url=env.get("GITHUB_API_URL"),
+            )
+            return cls(repository, minted)
+        token = env.get("GITHUB_TOKEN")
+        return cls(repository, token) if token else None
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         """One request; returns status and JSON, raising on anything but 2xx and 422."""
