@@ -128,8 +128,8 @@ module "database" {
   deletion_protection        = var.db_deletion_protection
 }
 
-# Entries whose values come from people, not from OpenTofu (GitHub tokens for the workflows
-# and the Rollouts notifications): created empty here, so External Secrets finds them and
+# Entries whose values come from people, not from OpenTofu (GitHub credentials, OIDC clients;
+# var.out_of_band_secrets lists them): created empty here, so External Secrets finds them and
 # the README names them; encrypted with the database module's key, the one the External
 # Secrets role may decrypt.
 resource "aws_secretsmanager_secret" "out_of_band" {

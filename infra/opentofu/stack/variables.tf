@@ -227,8 +227,8 @@ variable "argocd_apps_chart_version" {
 
 variable "out_of_band_secrets" {
   type        = set(string)
-  description = "Secrets Manager entries created empty under <name_prefix>/, whose values are set by hand (GitHub tokens of the workflows and the Rollouts notifications)."
-  default     = ["github/churn-workflows", "github/rollouts-notifications"]
+  description = "Secrets Manager entries created empty under <name_prefix>/, whose values are set by hand: the GitHub App of the workflows' promotions, the Rollouts notifications' token, Argo CD's repository credentials (a GitHub App), and the OIDC clients of the Argo CD dashboard and the Argo Workflows UI."
+  default     = ["github/argocd-repository", "github/churn-workflows", "github/rollouts-notifications", "sso/argo-workflows", "sso/argocd"]
 }
 
 variable "platform_secrets_prefix" {

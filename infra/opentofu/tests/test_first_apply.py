@@ -309,6 +309,10 @@ def test_the_rollouts_controller_may_only_describe_load_balancers() -> None:
 SECRET_KEY = re.compile(
     r"(?:key|value):\s*[\"']?(churn-(ENV|dev|staging|prod|platform)/[A-Za-z0-9/_+=.@-]+)"
 )
+# ... or as an ApplicationSet patch builds it from the cluster Secret's name_prefix.
+TEMPLATED_SECRET_KEY = re.compile(
+    r"(?:key|value):\s*[\"']?\{\{\s*\.metadata\.annotations\.name_prefix\s*\}\}/([A-Za-z0-9/_+=.@-]+)"
+)
 
 
 def test_every_secret_the_manifests_read_exists_and_external_secrets_may_read_it() -> None:
@@ -328,15 +332,25 @@ def test_every_secret_the_manifests_read_exists_and_external_secrets_may_read_it
     shared = load_config(INFRA / "envs" / "shared")
     platform = set(shared.variables["platform_secrets"]["default"])
     prefix = stack.variables["platform_secrets_prefix"]["default"]
+    manifests = [
+        path
+        for folder in ("platform", "monitoring", "clusters", "policies")
+        for path in (REPO / folder).rglob("*.yaml")
+    ]
     found = sorted(
         {
             (path.relative_to(REPO), match.group(1), match.group(2))
-            for folder in ("platform", "monitoring", "clusters")
-            for path in (REPO / folder).rglob("*.yaml")
+            for path in manifests
             for match in SECRET_KEY.finditer(path.read_text(encoding="utf-8"))
+        }
+        | {
+            (path.relative_to(REPO), f"churn-ENV/{match.group(1)}", "ENV")
+            for path in manifests
+            for match in TEMPLATED_SECRET_KEY.finditer(path.read_text(encoding="utf-8"))
         }
     )
     assert found, "no Secrets Manager key in the manifests"
+    assert any(scope == "ENV" and "/sso/" in key for _, key, scope in found), "templated keys"
     missing = []
     for path, key, scope in found:
         if scope == "platform":
