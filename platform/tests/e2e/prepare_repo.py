@@ -13,7 +13,8 @@ substituted in the copy only, each in the layer a cluster would use:
    mirrors for the ECR name), the in-cluster S3 endpoint, the notification service pointed at
    the dispatch recorder instead of GitHub, a short progress deadline, and no ExternalSecret
    (the recorder needs no token; monitoring/ drops its receivers' one too: no AWS here);
-5. dev's Kyverno policies deny, as staging and prod do, in the application namespaces.
+5. dev's Kyverno policies deny, as staging and prod do, in the application namespaces, and
+   dev's PolicyReport reporter (it reports to GitHub) stays out.
 
 Then `pin` writes a model pin into the copy's dev overlay, one commit per release.
 """
@@ -183,6 +184,8 @@ def _deny_in_dev(dest: Path) -> None:
     document = yaml.safe_load(kustomization.read_text())
     staging = yaml.safe_load((kustomization.parents[1] / "staging/kustomization.yaml").read_text())
     document["components"] = staging["components"]
+    # No GitHub and no External Secrets here: the PolicyReport reporter (policies/ci) stays out.
+    document["resources"] = [r for r in document["resources"] if not r.endswith("policies/ci")]
     kustomization.write_text("---\n" + yaml.safe_dump(document, sort_keys=False))
 
 

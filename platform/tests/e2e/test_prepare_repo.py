@@ -95,6 +95,7 @@ def test_dev_policies_deny_in_the_application_namespaces(copy: Path, kubectl: st
         if d["kind"] == "ValidatingPolicy" and d["metadata"]["name"] == "require-image-digest"
     }
     assert ("Deny",) in actions
+    assert not [d for d in docs if d["kind"] in ("ExternalSecret", "CronJob")]
 
 
 def test_the_rollouts_controller_reads_the_notifications_beside_the_rollout(copy: Path) -> None:
