@@ -42,10 +42,12 @@ NOT_READ_YET = {
 }
 # Files under platform/ that another flow writes: the release pull requests set the image
 # (registry and digest) of churn-api, and its role annotation is overridden by the
-# ApplicationSet's patch (test_the_rendered_apps_carry_the_clusters_facts).
+# ApplicationSet's patch (test_the_rendered_apps_carry_the_clusters_facts); `make render`
+# writes the workflows image into the create-databases hook, as into workflows/manifests.
 FOREIGN = (
     "platform/apps/churn-api/base/",
     "platform/apps/churn-api/overlays/",
+    "platform/apps/argo-workflows/manifests/databases/",
 )
 ACCOUNT = re.compile(r"(?<![0-9a-f])\d{12}(?![0-9a-f])")
 ARN = re.compile(r"\barn:aws[a-z-]*:")
