@@ -69,7 +69,8 @@ def _draw(rng: random.Random, name: str, prop: dict[str, Any]) -> Any:
         return rng.random() < 0.5
     low = prop.get("minimum", 0)
     high = min(prop.get("maximum", 100), TYPICAL_MAX.get(name, prop.get("maximum", 100)))
-    if kind == "integer":
+    # A whole-number feature is a JSON number with multipleOf 1 (so 62.0 is accepted too).
+    if kind == "integer" or prop.get("multipleOf") == 1:
         return rng.randint(int(low), int(high))
     if kind == "number":
         return round(rng.uniform(float(low), float(high)), 2)
