@@ -40,7 +40,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml services/churn-api/pyproject.toml workflows/pyproject.toml \
-		libs/churn-contract/pyproject.toml
+		libs/churn-contract/pyproject.toml libs/churn-store/pyproject.toml
 	$(UV) sync --all-packages --all-groups --quiet
 	@touch $@
 
@@ -116,11 +116,11 @@ check: test
 lint: setup ## ruff check + format check, mypy strict on the service and the pipeline
 	$(RUN)/ruff check .
 	$(RUN)/ruff format --check .
-	$(RUN)/mypy libs/churn-contract/src services/churn-api/src workflows/src
+	$(RUN)/mypy libs/churn-contract/src libs/churn-store/src services/churn-api/src workflows/src
 
 .PHONY: test-service
 test-service: setup ## Service tests: real HTTP server, schemathesis, model loading
-	$(RUN)/pytest -n 2 services/churn-api/tests
+	$(RUN)/pytest -n 2 services/churn-api/tests libs/churn-store/tests
 
 .PHONY: test-workflows
 test-workflows: setup schemas ## Pipeline tests: steps, real MLflow on SQLite, promotion on a real git repo; the contract

@@ -25,7 +25,7 @@ import httpx
 import yaml
 from churn_api.capture import LIVE_METRICS
 from churn_api.contract import feature_contract
-from churn_api.prediction_store import MonitorResult, open_store
+from churn_store.prediction_store import MonitorResult, open_store
 
 __all__ = [
     "ChurnApi",

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 import yaml
 from churn_api.capture import LIVE_METRICS
-from churn_api.prediction_store import MonitorResult, open_store
+from churn_store.prediction_store import MonitorResult, open_store
 from monitoring_sources import (
     BUILD,
     MONITORING,

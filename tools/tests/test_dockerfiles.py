@@ -25,6 +25,16 @@ IMAGES = {
     "services/churn-api/Dockerfile": ["churn-api", "--help"],
     "workflows/Dockerfile": ["churn-workflows", "--help"],
 }
+# What each image's venv must import, and what it must not hold: the workflows image shares
+# the prediction store (churn_store), never the web service.
+IMPORTED = {
+    "services/churn-api/Dockerfile": ["churn_api.app", "churn_api.capture", "churn_api.feedback"],
+    "workflows/Dockerfile": ["churn_workflows.steps.monitor", "churn_workflows.steps.outcomes"],
+}
+ABSENT = {
+    "services/churn-api/Dockerfile": ["churn_workflows"],
+    "workflows/Dockerfile": ["churn_api", "litestar"],
+}
 
 
 def build_stage(dockerfile: Path) -> list[tuple[str, str]]:
@@ -129,6 +139,17 @@ def test_the_build_stage_replays_and_the_entry_point_runs(path: str, tmp_path: P
         [str(script), *args], capture_output=True, text=True, check=False, env=run_env
     )
     assert result.returncode == 0, result.stderr
+    probe = (
+        "import importlib, importlib.util, sys\n"
+        f"for name in {IMPORTED[path]!r}: importlib.import_module(name)\n"
+        f"present = [n for n in {ABSENT[path]!r} if importlib.util.find_spec(n)]\n"
+        "sys.exit(f'installed but must not be: {present}' if present else 0)\n"
+    )
+    python = root / venv_path.lstrip("/") / "bin" / "python"
+    result = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, check=False, env=run_env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def ignored(patterns: list[str], path: str) -> bool:

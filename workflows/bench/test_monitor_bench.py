@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from churn_api.contract import FEATURES
-from churn_api.prediction_store import CapturedPrediction, open_store
+from churn_store.prediction_store import CapturedPrediction, open_store
+from churn_workflows.loop import FEATURES
 from churn_workflows.steps.monitor import MonitorConfig, run_monitor
 from churn_workflows.steps.profile import publish_profile, training_profile
 from pytest_benchmark.fixture import BenchmarkFixture
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "churn-api" / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "libs" / "churn-store" / "tests"))
 from store_testing import postgres_database
 
 ROWS = 1_000_000

@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import subprocess
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,15 +49,30 @@ def test_checkov_dockerfile_checks_pass() -> None:
     assert summary["passed"] > 0
 
 
-def test_only_the_loop_steps_import_the_web_service() -> None:
-    # The contract lives in churn_contract: training, validation and promotion never import
-    # churn_api. Only the loop steps share its prediction store (capture, feedback, outcomes).
+def test_no_workflows_module_imports_the_web_service() -> None:
+    # The contract lives in churn_contract and the prediction store in churn_store: the
+    # image carries neither the service's sources nor its dependencies.
     importers = [
         str(path.relative_to(ROOT))
         for path in (ROOT / "workflows" / "src").rglob("*.py")
-        if re.search(r"^\s*(from|import) churn_api\b", path.read_text(), flags=re.MULTILINE)
+        if re.search(r"^\s*(from|import)\s+churn_api\b", path.read_text(), flags=re.MULTILINE)
     ]
-    assert sorted(importers) == [
-        "workflows/src/churn_workflows/steps/monitor.py",
-        "workflows/src/churn_workflows/steps/outcomes.py",
-    ]
+    assert importers == []
+
+
+def test_the_workflows_package_does_not_depend_on_the_web_service() -> None:
+    project = tomllib.loads((ROOT / "workflows" / "pyproject.toml").read_text())
+    names = {
+        re.split(r"[\s\[<>=!~;@]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        for requirement in project["project"]["dependencies"]
+    }
+    assert {"churn-contract", "churn-store"} <= names
+    assert "churn-api" not in names
+    assert "churn-api" not in project["tool"]["uv"]["sources"]
+
+
+def test_the_image_copies_no_service_sources() -> None:
+    copied = re.findall(r"^COPY (?!--from)(.+)$", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    allowed = (ROOT / "workflows" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert not [line for line in copied if "services/churn-api/src" in line]
+    assert "!services/churn-api/src/" not in allowed

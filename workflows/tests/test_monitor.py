@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from churn_api.contract import FEATURES
-from churn_api.prediction_store import CapturedPrediction, Outcome, open_store
+from churn_store.prediction_store import CapturedPrediction, Outcome, open_store
+from churn_workflows.loop import FEATURES
 from churn_workflows.steps import monitor as monitor_step
 from churn_workflows.steps.ingest import read_dataset
 from churn_workflows.steps.monitor import MonitorConfig, run_monitor, summary_lines
@@ -33,7 +33,7 @@ from churn_workflows.steps.profile import (
 from churn_workflows.steps.synthetic import generate
 from churn_workflows.steps.validate import validate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "churn-api" / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "libs" / "churn-store" / "tests"))
 from store_testing import postgres_database
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

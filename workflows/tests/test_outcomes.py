@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 import pytest
-from churn_api.capture import hash_customer_id
-from churn_api.prediction_store import CapturedPrediction, open_store
+from churn_store.outcomes import hash_customer_id
+from churn_store.prediction_store import CapturedPrediction, open_store
 from churn_workflows import PipelineError
 from churn_workflows.steps import outcomes as outcomes_step
 from churn_workflows.steps.outcomes import load_outcomes
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "churn-api" / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "libs" / "churn-store" / "tests"))
 from store_testing import postgres_database
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

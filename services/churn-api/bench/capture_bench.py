@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from churn_api.fixture import fixture_onnx_bytes
-from churn_api.prediction_store import CapturedPrediction, open_store
+from churn_store.prediction_store import CapturedPrediction, open_store
 from http_bench import RECORD, SERVER_CPU, free_port, pinned, run_wrk, wait_ready
 
 CLIENT_CPU = 1

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-# The tests import their helpers by name (pytest runs with --import-mode=importlib).
+# The tests import their helpers by name (pytest runs with --import-mode=importlib):
+# their own, and the store's PostgreSQL helpers (store_testing) from churn-store's tests.
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "libs" / "churn-store" / "tests"))
 
 from churn_api.app import create_app
 from churn_api.model import Model, model_from_bytes

@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from churn_api.app import create_app
-from churn_api.capture import CaptureSettings, hash_customer_id, load_capture_settings
+from churn_api.capture import CaptureSettings, load_capture_settings
 from churn_api.model import Model
-from churn_api.prediction_store import open_store
 from churn_api.settings import Settings, SettingsError
+from churn_store.outcomes import hash_customer_id
+from churn_store.prediction_store import open_store
 from litestar.testing import TestClient
 from service_testing import VALID_RECORD
 from store_testing import TcpLink, postgres_database, with_host

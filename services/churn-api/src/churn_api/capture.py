@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import random
 import time
@@ -36,17 +34,18 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge
-
-from churn_api.logs import log_event
-from churn_api.model import Model
-from churn_api.prediction_store import (
+from churn_store.outcomes import hash_customer_id
+from churn_store.prediction_store import (
     CapturedPrediction,
     MonitorResult,
     PredictionStore,
     StoreError,
     open_store,
 )
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from churn_api.logs import log_event
+from churn_api.model import Model
 from churn_api.schemas import PredictResponse
 from churn_api.settings import SettingsError
 
@@ -55,7 +54,6 @@ __all__ = [
     "Capture",
     "CaptureMetrics",
     "CaptureSettings",
-    "hash_customer_id",
     "load_capture_settings",
 ]
 
@@ -154,13 +152,6 @@ def load_capture_settings(env: Mapping[str, str]) -> CaptureSettings:
     if errors:
         raise SettingsError("invalid settings: " + "; ".join(errors))
     return msgspec.convert(values, CaptureSettings)
-
-
-def hash_customer_id(customer_id: str, key: bytes | None) -> str:
-    """The id as the store holds it: HMAC-SHA256 hex under ``key``, or as given."""
-    if key is None:
-        return customer_id
-    return hmac.new(key, customer_id.encode(), hashlib.sha256).hexdigest()
 
 
 class CaptureMetrics:

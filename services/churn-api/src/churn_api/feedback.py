@@ -12,45 +12,40 @@ is stored. A valid body is answered 202 with one result per record, in order:
 - ``unknown_prediction``: no captured prediction matches (not sampled, not yet
   written, past retention, or never made).
 
-``outcome_from_record`` is the one place those rules live: the bulk loader of
-the workflows (``churn_workflows.steps.outcomes``) applies them to files.
+The record type and its checks (``churn_store.outcomes``) are shared with the
+bulk loader of the workflows (``churn_workflows.steps.outcomes``); this module
+answers a record they refuse with a 422.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import msgspec
+from churn_store.outcomes import (
+    OutcomeError,
+    OutcomeRecord,
+    hashed_outcome,
+    outcome_from_record,
+)
+from churn_store.prediction_store import FeedbackStatus, PredictionStore, StoreError, open_store
 from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 
-from churn_api.capture import hash_customer_id
 from churn_api.errors import ApiError, decode_error, validation_error
-from churn_api.prediction_store import (
-    FeedbackStatus,
-    Outcome,
-    PredictionStore,
-    StoreError,
-    open_store,
-)
 from churn_api.schemas import ErrorDetail
 
 __all__ = [
-    "CLOCK_SKEW",
-    "FeedbackRecord",
     "FeedbackRequest",
     "FeedbackResponse",
     "FeedbackResult",
     "feedback_handlers",
-    "outcome_from_record",
 ]
 
-CLOCK_SKEW: Final = timedelta(minutes=5)
 MAX_RECORDS: Final = 10_000
-_UUID: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _REASONS: Final[dict[FeedbackStatus, str]] = {
     "recorded": "stored",
     "duplicate": "the same outcome was already stored",
@@ -65,19 +60,10 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """No unknown fields, no coercion (the decoder is strict), immutable."""
 
 
-class FeedbackRecord(_Strict, frozen=True):
-    """One outcome: whether the customer churned, observed when."""
-
-    churned: bool
-    observed_at: Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with offset")]
-    prediction_id: Annotated[str, msgspec.Meta(pattern=_UUID)] | None = None
-    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
-
-
 class FeedbackRequest(_Strict, frozen=True):
     """``{"records": [...]}``: 1 to 10,000 outcomes."""
 
-    records: Annotated[list[FeedbackRecord], msgspec.Meta(min_length=1, max_length=MAX_RECORDS)]
+    records: Annotated[list[OutcomeRecord], msgspec.Meta(min_length=1, max_length=MAX_RECORDS)]
 
 
 class FeedbackResult(_Strict, frozen=True):
@@ -93,24 +79,6 @@ class FeedbackResponse(_Strict, frozen=True):
 
     results: list[FeedbackResult]
     counts: dict[str, int]
-
-
-def outcome_from_record(record: FeedbackRecord, path: str, now: datetime) -> Outcome:
-    """Check what the types cannot say; raise a 422 ``ApiError`` naming ``path``."""
-    if (record.prediction_id is None) == (record.customer_id is None):
-        reason = "name exactly one of prediction_id and customer_id"
-        raise ApiError(422, "validation_error", [ErrorDetail(path=path, reason=reason)])
-    if record.observed_at > now + CLOCK_SKEW:
-        reason = f"observed_at {record.observed_at.isoformat()} is in the future"
-        raise ApiError(
-            422, "validation_error", [ErrorDetail(path=f"{path}.observed_at", reason=reason)]
-        )
-    return Outcome(
-        prediction_id=record.prediction_id,
-        customer_id=record.customer_id,
-        churned=record.churned,
-        observed_at=record.observed_at.astimezone(UTC),
-    )
 
 
 def results_of(
@@ -156,11 +124,15 @@ def feedback_handlers(
         except msgspec.DecodeError as exc:
             raise decode_error(exc) from None
         now = datetime.now(UTC)
-        outcomes = [
-            outcome_from_record(r, f"$.records[{i}]", now) for i, r in enumerate(body.records)
-        ]
+        try:
+            outcomes = [
+                outcome_from_record(r, f"$.records[{i}]", now) for i, r in enumerate(body.records)
+            ]
+        except OutcomeError as exc:
+            detail = ErrorDetail(path=exc.path, reason=exc.reason)
+            raise ApiError(422, "validation_error", [detail]) from None
         if customer_id_key is not None:
-            outcomes = [_hashed(o, customer_id_key) for o in outcomes]
+            outcomes = [hashed_outcome(o, customer_id_key) for o in outcomes]
         try:
             target = await store()
             statuses = await asyncio.to_thread(target.record_outcomes, outcomes, "api")
@@ -173,13 +145,6 @@ def feedback_handlers(
         )
 
     return [feedback]
-
-
-def _hashed(outcome: Outcome, key: bytes) -> Outcome:
-    if outcome.customer_id is None:
-        return outcome
-    hashed = hash_customer_id(outcome.customer_id, key)
-    return Outcome(None, hashed, outcome.churned, outcome.observed_at)
 
 
 def _unavailable(reason: str) -> ApiError:

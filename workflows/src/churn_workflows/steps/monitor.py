@@ -33,8 +33,8 @@ from typing import Any
 import msgspec
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-from churn_api.prediction_store import JoinedRow, MonitorResult, StoreError, open_store
 from churn_contract import builtin_contract, feature_names
+from churn_store.prediction_store import JoinedRow, MonitorResult, StoreError, open_store
 from sklearn.metrics import (  # type: ignore[import-untyped]
     average_precision_score,
     brier_score_loss,

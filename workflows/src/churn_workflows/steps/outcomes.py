@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from churn_api.capture import hash_customer_id
-from churn_api.errors import ApiError
-from churn_api.feedback import FeedbackRecord, outcome_from_record
-from churn_api.prediction_store import Outcome, StoreError, open_store
+from churn_store.outcomes import (
+    OutcomeError,
+    OutcomeRecord,
+    hashed_outcome,
+    outcome_from_record,
+)
+from churn_store.prediction_store import Outcome, StoreError, open_store
 
 from churn_workflows import EXIT_TRANSIENT, PipelineError, exit_code
 from churn_workflows.steps.ingest import read_dataset
@@ -65,24 +68,17 @@ def parse_outcomes(rows: list[dict[str, Any]], source: str, now: datetime) -> li
     for number, raw in enumerate(rows, start=2):  # row 1 of a CSV is its header
         row = {k: _clean(v) for k, v in raw.items() if _clean(v) is not None}
         try:
-            record = msgspec.convert(row, FeedbackRecord, strict=False)
+            record = msgspec.convert(row, OutcomeRecord, strict=False)
             outcomes.append(outcome_from_record(record, f"row {number}", now))
         except msgspec.ValidationError as exc:
             errors.append(f"row {number}: {exc}")
-        except ApiError as exc:
-            errors.append("; ".join(f"{d.path}: {d.reason}" for d in exc.details))
+        except OutcomeError as exc:
+            errors.append(f"{exc.path}: {exc.reason}")
     if errors:
         shown = "\n  ".join(errors[:20])
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
         raise PipelineError(f"{source}: {len(errors)} bad row(s), nothing loaded:\n  {shown}{more}")
     return outcomes
-
-
-def _hashed(outcome: Outcome, key: bytes) -> Outcome:
-    if outcome.customer_id is None:
-        return outcome
-    hashed = hash_customer_id(outcome.customer_id, key)
-    return Outcome(None, hashed, outcome.churned, outcome.observed_at)
 
 
 def load_outcomes(
@@ -95,7 +91,7 @@ def load_outcomes(
         raise PipelineError(f"{uri}: unexpected column(s) {unexpected}; expected {list(_COLUMNS)}")
     outcomes = parse_outcomes(frame.to_dict("records"), uri, now or datetime.now(UTC))
     if customer_id_key is not None:
-        outcomes = [_hashed(o, customer_id_key) for o in outcomes]
+        outcomes = [hashed_outcome(o, customer_id_key) for o in outcomes]
     report = OutcomesReport(source=uri, rows=len(outcomes))
     counts: Counter[str] = Counter()
     store = open_store(store_url)

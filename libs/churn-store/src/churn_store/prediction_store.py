@@ -11,7 +11,8 @@ One interface over two databases:
 
 Migrations are versioned (``MIGRATIONS``) and recorded in ``schema_migrations``;
 ``migrate()`` applies the missing ones and is idempotent. Nothing here imports
-the web framework: the service, the feedback route and the workflows share it.
+the web framework: the service (capture, ``POST /v1/feedback``) and the
+workflows (monitor, outcomes) share it.
 """
 
 from __future__ import annotations

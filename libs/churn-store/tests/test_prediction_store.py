@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from churn_api.prediction_store import (
+from churn_store.prediction_store import (
     MIGRATIONS,
     CapturedPrediction,
     MonitorResult,
