@@ -15,7 +15,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,7 @@ __all__ = [
     "ChurnApi",
     "Prometheus",
     "free_port",
+    "pods_by_role",
     "records",
     "start_churn_api",
     "start_prometheus",
@@ -238,3 +241,43 @@ def records(count: int, seed: int, **fixed: Any) -> list[dict[str, Any]]:
         record.update(fixed)
         drawn.append(record)
     return drawn
+
+
+@contextmanager
+def pods_by_role(
+    model_path: Path,
+    pins: Mapping[str, tuple[str, bool]],
+    rules: Path,
+    workdir: Path,
+    hash_suffix: str,
+) -> Iterator[tuple[dict[str, ChurnApi], dict[str, str], Prometheus]]:
+    """churn-api processes by role, each scraped as a pod of its own pod-template hash.
+
+    ``pins`` maps a role to (sha256, whether that pin loads); the hash of role ``r`` is
+    ``r + hash_suffix``. Yields the processes, the hashes and one Prometheus; stops them all.
+    """
+    with ThreadPoolExecutor(max_workers=len(pins)) as pool:
+        started = {
+            role: pool.submit(start_churn_api, model_path, pin, "1", workdir, ready=ready)
+            for role, (pin, ready) in pins.items()
+        }
+        apis = {role: future.result() for role, future in started.items()}
+    hashes = {role: f"{role}{hash_suffix}" for role in apis}
+    prometheus = None
+    try:
+        targets = {
+            api.url: {
+                "namespace": "churn",
+                "pod": f"churn-api-{hashes[role]}-0",
+                "service": "churn-api-metrics",
+                "rollouts_pod_template_hash": hashes[role],
+            }
+            for role, api in apis.items()
+        }
+        prometheus = start_prometheus(targets, rules, workdir)
+        yield apis, hashes, prometheus
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        for api in apis.values():
+            api.stop()

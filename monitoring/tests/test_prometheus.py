@@ -20,7 +20,6 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import httpx
 import pytest
 from argo_conditions import phase
 from monitoring_sources import HEALTHY_CANARY_VERDICTS, analysis_metrics, substitute_args
-from processes import ChurnApi, Prometheus, records, start_churn_api, start_prometheus
+from processes import ChurnApi, Prometheus, pods_by_role, records
 
 pytestmark = pytest.mark.slow
 
@@ -72,25 +71,7 @@ def measured(
         "broken": (wrong, False),
         "shifted": (sha256, True),
     }
-    with ThreadPoolExecutor(max_workers=len(pins)) as pool:
-        started = {
-            role: pool.submit(start_churn_api, path, pin, "1", workdir, ready=ready)
-            for role, (pin, ready) in pins.items()
-        }
-        apis = {role: future.result() for role, future in started.items()}
-    hashes = {role: f"{role}7f9c" for role in apis}
-    prometheus = None
-    try:
-        targets = {
-            api.url: {
-                "namespace": "churn",
-                "pod": f"churn-api-{hashes[role]}-0",
-                "service": "churn-api-metrics",
-                "rollouts_pod_template_hash": hashes[role],
-            }
-            for role, api in apis.items()
-        }
-        prometheus = start_prometheus(targets, rules_file, workdir)
+    with pods_by_role(path, pins, rules_file, workdir, "7f9c") as (apis, hashes, prometheus):
         customers = {
             "stable": records(200, seed=11),
             "canary": records(200, seed=12),
@@ -118,11 +99,6 @@ def measured(
             f'{{rollouts_pod_template_hash="{hashes["shifted"]}"}}',
         )
         yield prometheus, hashes
-    finally:
-        if prometheus is not None:
-            prometheus.stop()
-        for api in apis.values():
-            api.stop()
 
 
 def _run(

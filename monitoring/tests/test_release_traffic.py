@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import pytest
 from argo_conditions import phase
 from monitoring_sources import HEALTHY_CANARY_VERDICTS, REPO, analysis_metrics, substitute_args
-from processes import ChurnApi, Prometheus, start_churn_api, start_prometheus
+from processes import ChurnApi, Prometheus, pods_by_role
 
 pytestmark = pytest.mark.slow
 
@@ -79,25 +78,7 @@ def driven(
         "bootstrap": (bootstrap, False),
         "quiet": (sha256, True),
     }
-    with ThreadPoolExecutor(max_workers=len(pins)) as pool:
-        started = {
-            role: pool.submit(start_churn_api, path, pin, "1", workdir, ready=ready)
-            for role, (pin, ready) in pins.items()
-        }
-        apis = {role: future.result() for role, future in started.items()}
-    hashes = {role: f"{role}5d8e" for role in apis}
-    prometheus = None
-    try:
-        targets = {
-            api.url: {
-                "namespace": "churn",
-                "pod": f"churn-api-{hashes[role]}-0",
-                "service": "churn-api-metrics",
-                "rollouts_pod_template_hash": hashes[role],
-            }
-            for role, api in apis.items()
-        }
-        prometheus = start_prometheus(targets, rules_file, workdir)
+    with pods_by_role(path, pins, rules_file, workdir, "5d8e") as (apis, hashes, prometheus):
         outcome: dict[str, Any] = {}
 
         def drive() -> None:
@@ -117,11 +98,6 @@ def driven(
         quiet = hashes["quiet"]
         _wait_for(prometheus, f'churn_api_model_ready{{rollouts_pod_template_hash="{quiet}"}}')
         yield prometheus, hashes, apis, outcome
-    finally:
-        if prometheus is not None:
-            prometheus.stop()
-        for api in apis.values():
-            api.stop()
 
 
 def _run(prometheus: Prometheus, template: str, args: dict[str, str]) -> tuple[list[float], str]:
