@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from churn_store import prediction_store
 from churn_store.prediction_store import (
     MIGRATIONS,
     CapturedPrediction,
@@ -85,7 +86,7 @@ def test_concurrent_starts_migrate_once_under_the_lock() -> None:
         assert versions == [MIGRATIONS[-1][0]] * 4
         with psycopg.connect(url) as conn:
             rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
-        assert rows == [(1,)]
+        assert rows == [(version,) for version, *_ in MIGRATIONS]
 
 
 def test_concurrent_starts_on_sqlite_migrate_once(tmp_path: Path) -> None:
@@ -123,6 +124,41 @@ def test_written_predictions_come_back_joined_with_their_outcomes(store: Predict
     assert rows[1].churned is None
     assert rows[0].predicted_at == first.predicted_at
     assert (rows[1].probability, rows[1].churn, rows[1].model_sha256) == (0.2, False, "a" * 64)
+
+
+def test_the_shadow_models_probability_and_identity_come_back_beside_the_primary(
+    store: PredictionStore,
+) -> None:
+    shadowed = prediction(NOW)._replace(
+        shadow_probability=0.625, shadow_model_version="7", shadow_model_sha256="b" * 64
+    )
+    alone = prediction(NOW + timedelta(seconds=1))
+    store.write_predictions([shadowed, alone])
+
+    rows = list(store.joined(NOW, NOW + timedelta(seconds=2)))
+    assert [(r.shadow_probability, r.shadow_model_version) for r in rows] == [
+        (0.625, "7"),
+        (None, None),
+    ]
+
+
+def test_a_store_made_before_the_shadow_columns_is_upgraded_in_place(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prediction_store, "MIGRATIONS", MIGRATIONS[:1])
+    old = open_store(store_url)
+    assert old.migrate() == 1
+    old.close()
+    monkeypatch.undo()
+
+    upgraded = open_store(store_url)
+    try:
+        assert upgraded.migrate() == MIGRATIONS[-1][0]
+        upgraded.write_predictions([prediction(NOW)._replace(shadow_probability=0.5)])
+        (row,) = upgraded.joined(NOW, NOW + timedelta(seconds=1))
+        assert row.shadow_probability == 0.5
+    finally:
+        upgraded.close()
 
 
 def test_text_with_tabs_newlines_and_backslashes_survives_the_copy(store: PredictionStore) -> None:

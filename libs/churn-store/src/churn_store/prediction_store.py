@@ -119,10 +119,23 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...], tuple[str, ...]], ...]]
             )""",
         ),
     ),
+    (
+        2,
+        "the shadow model beside its probability",
+        (
+            "ALTER TABLE predictions ADD COLUMN shadow_model_version text",
+            "ALTER TABLE predictions ADD COLUMN shadow_model_sha256 text",
+        ),
+        (
+            "ALTER TABLE predictions ADD COLUMN shadow_model_version TEXT",
+            "ALTER TABLE predictions ADD COLUMN shadow_model_sha256 TEXT",
+        ),
+    ),
 )
 _COLUMNS: Final = (
     "prediction_id, predicted_at, model_version, model_sha256, customer_id, "
-    "features, probability, churn, threshold, shadow_probability"
+    "features, probability, churn, threshold, "
+    "shadow_probability, shadow_model_version, shadow_model_sha256"
 )
 
 
@@ -145,7 +158,10 @@ class CapturedPrediction(NamedTuple):
     probability: float
     churn: bool
     threshold: float
+    # What the pinned shadow model (if any) said of the same features, and which model it was.
     shadow_probability: float | None = None
+    shadow_model_version: str | None = None
+    shadow_model_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +187,8 @@ class JoinedRow:
     churn: bool
     threshold: float
     churned: bool | None
+    shadow_probability: float | None = None
+    shadow_model_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +274,8 @@ def _copy_line(r: CapturedPrediction) -> str:
     return (
         f"{r.prediction_id}\t{r.predicted_at.isoformat()}\t{_copy_text(r.model_version)}\t"
         f"{r.model_sha256}\t{_copy_text(r.customer_id)}\t{_copy_text(r.features)}\t"
-        f"{float(r.probability)!r}\t{'t' if r.churn else 'f'}\t{float(r.threshold)!r}\t{shadow}\n"
+        f"{float(r.probability)!r}\t{'t' if r.churn else 'f'}\t{float(r.threshold)!r}\t{shadow}\t"
+        f"{_copy_text(r.shadow_model_version)}\t{_copy_text(r.shadow_model_sha256)}\n"
     )
 
 
@@ -414,7 +433,8 @@ class PostgresStore:
                 cursor.execute(
                     "SELECT p.prediction_id::text, p.predicted_at, p.model_version, "
                     "p.model_sha256, p.features::text, p.probability, p.churn, p.threshold, "
-                    "o.churned FROM predictions p LEFT JOIN outcomes o "
+                    "o.churned, p.shadow_probability, p.shadow_model_version "
+                    "FROM predictions p LEFT JOIN outcomes o "
                     "ON o.prediction_id = p.prediction_id "
                     "WHERE p.predicted_at >= %s AND p.predicted_at < %s ORDER BY p.predicted_at",
                     (since, until),
@@ -541,7 +561,7 @@ class SqliteStore:
     def write_predictions(self, rows: Sequence[CapturedPrediction]) -> None:
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
-                f"INSERT OR IGNORE INTO predictions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - a constant
+                f"INSERT OR IGNORE INTO predictions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - a constant
                 [
                     (
                         r.prediction_id,
@@ -554,6 +574,8 @@ class SqliteStore:
                         int(r.churn),
                         r.threshold,
                         r.shadow_probability,
+                        r.shadow_model_version,
+                        r.shadow_model_sha256,
                     )
                     for r in rows
                 ],
@@ -607,14 +629,15 @@ class SqliteStore:
                 self._connect()
                 .execute(
                     "SELECT p.prediction_id, p.predicted_at, p.model_version, p.model_sha256, "
-                    "p.features, p.probability, p.churn, p.threshold, o.churned "
+                    "p.features, p.probability, p.churn, p.threshold, o.churned, "
+                    "p.shadow_probability, p.shadow_model_version "
                     "FROM predictions p LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id"
                     " WHERE p.predicted_at >= ? AND p.predicted_at < ? ORDER BY p.predicted_at",
                     (_iso(since), _iso(until)),
                 )
                 .fetchall()
             )
-        for pid, at, version, sha, features, p, churn, threshold, churned in rows:
+        for pid, at, version, sha, features, p, churn, threshold, churned, sp, sv in rows:
             yield JoinedRow(
                 pid,
                 datetime.fromisoformat(at),
@@ -625,6 +648,8 @@ class SqliteStore:
                 bool(churn),
                 threshold,
                 None if churned is None else bool(churned),
+                sp,
+                sv,
             )
 
     def write_monitor_results(self, results: Sequence[MonitorResult]) -> None:
