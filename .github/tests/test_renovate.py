@@ -124,6 +124,17 @@ def test_managers_cover_every_kind_of_pin() -> None:
     }
 
 
+def test_every_hash_locked_tool_is_kept_fresh_by_pip_compile() -> None:
+    patterns = [renovate_pattern(p) for p in CONFIG["pip-compile"]["managerFilePatterns"]]
+    locked = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("tools/*/requirements.txt"))
+    assert "tools/uv/requirements.txt" in locked
+    for path in locked:
+        assert any(p.search(path) for p in patterns), f"Renovate does not update {path}"
+        header = (ROOT / path).read_text().splitlines()[1]
+        assert "--generate-hashes" in header
+        assert path.replace(".txt", ".in") in header, f"{path}: its header must name its .in"
+
+
 def test_argocd_files_are_found_in_platform_and_clusters_only() -> None:
     patterns = [renovate_pattern(p) for p in CONFIG["argocd"]["managerFilePatterns"]]
 
@@ -250,10 +261,7 @@ def test_the_regex_manager_reads_every_annotated_version() -> None:
                 "repology",
             }
             extracted[dep["depName"]] = dep["currentValue"]
-    make = (ROOT / "Makefile").read_text()
-    uv_version = re.search(r"^UV_VERSION := (\S+)$", make, re.MULTILINE)
-    assert uv_version
-    assert extracted["uv"] == uv_version.group(1)
+    assert "uv" not in extracted, "uv is pinned with hashes in tools/uv, not by an annotation"
     assert re.fullmatch(r"v\d+\.\d+\.\d+", extracted["kyverno/kyverno"])
     assert re.fullmatch(r"\d+\.\d+\.\d+", extracted["renovate"])
 

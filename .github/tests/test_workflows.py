@@ -167,6 +167,19 @@ def test_hardening_rules_hold() -> None:
     assert audit(WORKFLOWS) == []
 
 
+def test_each_action_runs_at_one_version_in_every_workflow() -> None:
+    """A job left on an old release (checkout v4 beside v6) is drift nobody chose."""
+    versions: dict[str, set[str]] = {}
+    for path in workflow_files(WORKFLOWS):
+        for line in path.read_text().splitlines():
+            if (match := USES.match(line)) and "@" in match["ref"]:
+                action, _, sha = match["ref"].partition("@")
+                versions.setdefault(action, set()).add(f"{sha} {match['comment'] or ''}")
+    assert versions
+    drifted = {action: sorted(v) for action, v in versions.items() if len(v) > 1}
+    assert drifted == {}
+
+
 def test_shell_scripts_pass_shellcheck() -> None:
     scripts = sorted([*(ROOT / ".github" / "scripts").glob("*.sh"), *(ROOT / "tools").glob("*.sh")])
     assert scripts

@@ -85,6 +85,28 @@ def test_dependencies_install_before_any_source_is_copied(path: str) -> None:
 
 
 @pytest.mark.parametrize("path", sorted(IMAGES))
+def test_uv_comes_from_the_hash_pinned_file_make_setup_uses(path: str) -> None:
+    stage = build_stage(ROOT / path)
+    installs = [r for w, r in stage if w == "RUN" and "pip install" in r]
+    assert installs == ["pip install --no-cache-dir --require-hashes -r tools/uv/requirements.txt"]
+    assert (["tools/uv/requirements.txt"], "tools/uv/") in copies(stage)
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r $<" in makefile
+    assert re.search(r"^\$\(UV_INSTALLED\): tools/uv/requirements\.txt$", makefile, re.M)
+
+
+@pytest.mark.parametrize("path", sorted(IMAGES))
+def test_every_build_arg_ci_passes_is_declared_in_the_final_stage(path: str) -> None:
+    workflow = (ROOT / ".github/workflows/build-image.yaml").read_text()
+    passed = re.findall(r"^\s*build-args: (\w+)=", workflow, re.MULTILINE)
+    assert passed == ["GIT_COMMIT"]
+    text = (ROOT / path).read_text()
+    final = text[text.rindex("\nFROM ") :]
+    for name in passed:
+        assert re.search(rf"^ARG {name}\b", final, re.MULTILINE), f"{path} ignores {name}"
+
+
+@pytest.mark.parametrize("path", sorted(IMAGES))
 def test_the_build_stage_replays_and_the_entry_point_runs(path: str, tmp_path: Path) -> None:
     if not UV.is_file():
         pytest.fail(f"{UV} missing: run `make setup`")
