@@ -96,6 +96,8 @@ def test_single_and_batch_predictions_are_captured_with_their_ids(
     assert row.model_version == "1"
     assert row.model_sha256 == model.sha256
     assert row.threshold == model.threshold
+    # No shadow pinned: its columns stay empty.
+    assert (row.shadow_probability, row.shadow_model_version) == (None, None)
     assert json.loads(row.features) == VALID_RECORD  # the features, without the customer id
     assert json.loads(by_id[batch[1]["prediction_id"]].features)["tenure"] == 40
 

@@ -191,14 +191,37 @@ def _access_control(
     return middleware, guards, stores
 
 
+def _say_if_shadow_idle(shadow: Shadow, capture: CaptureSettings | None) -> None:
+    """One line at start when a pinned shadow will score nothing: it scores what capture samples."""
+    if capture is None or capture.store_url is None:
+        reason = "capture is off"
+    elif capture.sample_rate <= 0.0:
+        reason = "capture samples nothing (CHURN_CAPTURE_SAMPLE_RATE=0)"
+    else:
+        return
+    log_event(
+        logger,
+        logging.WARNING,
+        "shadow_idle",
+        reason=reason,
+        shadow_uri=shadow.uri,
+        shadow_sha256=shadow.sha256,
+        shadow_version=shadow.version,
+    )
+
+
 def create_app(
     settings: Settings, *, model: Model | None = None, capture: CaptureSettings | None = None
 ) -> Litestar:
     """Build the app: ready at once with ``model``, else it loads the pinned model at start."""
     state = ServiceState(settings=settings, metrics=Metrics())
-    if capture is not None and capture.store_url is not None:
-        state.capture = Capture(capture, CaptureMetrics(state.metrics.registry))
     state.shadow = Shadow.from_settings(settings, ShadowMetrics(state.metrics.registry))
+    if capture is not None and capture.store_url is not None:
+        state.capture = Capture(
+            capture, CaptureMetrics(state.metrics.registry), shadow=state.shadow
+        )
+    if state.shadow is not None:
+        _say_if_shadow_idle(state.shadow, capture)
     info = ModelInfo(state, state.shadow)
     if model is not None:
         _mark_ready(state, model, 0.0)

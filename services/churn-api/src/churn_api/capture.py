@@ -2,11 +2,17 @@
 
 A prediction route calls ``Capture.offer`` (a list append, or a counted drop
 when the queue is full) and answers at once. A background task flushes the
-queue in batches every ``flush_seconds``, or sooner when a batch is full, in a
-worker thread so the event loop never waits on the store. When the store is
-down or slow the queue fills, further records are dropped and counted, one log
-line per interval says so, and predictions keep flowing; the next flush that
-reaches the store resumes capture by itself.
+queue in batches every ``flush_seconds``, or sooner when a batch is full, on
+one flush thread of its own so the event loop never waits on the store. When
+the store is down or slow the queue fills, further records are dropped and
+counted, one log line per interval says so, and predictions keep flowing; the
+next flush that reaches the store resumes capture by itself.
+
+With a shadow model pinned and loaded, the flush thread has it score each batch
+(one vectorised call, ``Shadow.score``) before writing, stores its probability,
+version and sha256 in each row, and adds the written batch to the shadow's
+comparison metrics (``Shadow.count``). A shadow that fails, or none loaded,
+leaves those columns NULL; the primary's rows are written all the same.
 
 What a crash can lose: the records still in the queue (at most ``queue_size``
 per process, about ``flush_seconds`` of traffic), never a prediction.
@@ -29,11 +35,13 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
+import numpy as np
 from churn_store.outcomes import hash_customer_id
 from churn_store.prediction_store import (
     CapturedPrediction,
@@ -48,6 +56,7 @@ from churn_api.logs import log_event
 from churn_api.model import Model
 from churn_api.schemas import PredictResponse
 from churn_api.settings import SettingsError
+from churn_api.shadow import Shadow
 
 __all__ = [
     "LIVE_METRICS",
@@ -203,17 +212,19 @@ _Pending = tuple[str, datetime, str, str, str | None, Any, float, bool, float]
 
 
 class Capture:
-    """The bounded queue and the task that flushes it."""
+    """The bounded queue, the task that flushes it and the thread that writes (and shadows) it."""
 
     def __init__(
         self,
         settings: CaptureSettings,
         metrics: CaptureMetrics,
         store_factory: Callable[[str], PredictionStore] = open_store,
+        shadow: Shadow | None = None,
     ) -> None:
         assert settings.store_url is not None
         self.settings = settings
         self.metrics = metrics
+        self.shadow = shadow
         self._store_factory = store_factory
         self._store: PredictionStore | None = None
         self._queue: list[_Pending] = []
@@ -223,6 +234,10 @@ class Capture:
         self._dropped_since_log: dict[str, int] = {}
         self._last_housekeeping = 0.0
         self._migrated = False
+        # One thread does every store call and shadow scoring, so they never overlap (not even
+        # when stop() flushes while a cancelled flush is still writing) and the shadow's
+        # comparison counters have a single writer.
+        self._flush_thread: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ request path
     def predictions(
@@ -273,13 +288,21 @@ class Capture:
             self._task = None
         await self._flush()
         if self._store is not None:
-            await asyncio.to_thread(self._store.close)
+            await self._on_flush_thread(self._store.close)
+        if self._flush_thread is not None:
+            self._flush_thread.shutdown(wait=False)  # idle: close() was its last job
+            self._flush_thread = None
+
+    def _on_flush_thread(self, fn: Callable[..., None], *args: Any) -> asyncio.Future[None]:
+        if self._flush_thread is None:
+            self._flush_thread = ThreadPoolExecutor(1, thread_name_prefix="churn-capture-flush")
+        return asyncio.get_running_loop().run_in_executor(self._flush_thread, fn, *args)
 
     async def _run(self) -> None:
         interval = self.settings.flush_seconds
         # At once: the store is migrated and the live gauges are set before traffic needs them.
         self._last_housekeeping = time.monotonic()
-        await asyncio.to_thread(self._housekeeping)
+        await self._on_flush_thread(self._housekeeping)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), timeout=interval)
@@ -288,7 +311,7 @@ class Capture:
             self._log_drops()
             if time.monotonic() - self._last_housekeeping >= self.settings.housekeeping_seconds:
                 self._last_housekeeping = time.monotonic()
-                await asyncio.to_thread(self._housekeeping)
+                await self._on_flush_thread(self._housekeeping)
 
     async def _flush(self) -> None:
         while self._queue:
@@ -296,7 +319,7 @@ class Capture:
             batch, self._queue = self._queue[:size], self._queue[size:]
             self.metrics.queue_depth.set(len(self._queue))
             try:
-                await asyncio.to_thread(self._write, batch)
+                await self._on_flush_thread(self._write, batch)
             except StoreError as exc:
                 self.metrics.store_up.set(0)
                 self._drop("store_error", len(batch))
@@ -315,10 +338,22 @@ class Capture:
         return self._store
 
     def _write(self, batch: list[_Pending]) -> None:
-        # In a worker thread: encoding the features here keeps the request path to an append.
+        # On the flush thread: encoding the features and scoring the shadow here keeps the
+        # request path to an append.
         key = self.settings.customer_id_key
+        shadow = self.shadow
+        scores = None if shadow is None else shadow.score([item[5] for item in batch])
+        shadow_probabilities: list[float | None]
+        if shadow is None or scores is None:
+            shadow_probabilities = [None] * len(batch)
+            shadow_version = shadow_sha256 = None
+        else:
+            shadow_probabilities = scores.probabilities.tolist()
+            shadow_version, shadow_sha256 = shadow.version, shadow.sha256
         rows = []
-        for pid, at, version, sha, customer_id, features, p, churn, threshold in batch:
+        for (pid, at, version, sha, customer_id, features, p, churn, threshold), shadow_p in zip(
+            batch, shadow_probabilities, strict=True
+        ):
             values = msgspec.to_builtins(features)
             values.pop("customer_id", None)
             rows.append(
@@ -332,9 +367,19 @@ class Capture:
                     p,
                     churn,
                     threshold,
+                    shadow_p,
+                    shadow_version,
+                    shadow_sha256,
                 )
             )
         self._connected().write_predictions(rows)
+        if shadow is not None and scores is not None:
+            # After the write: the comparison counts what the store holds, not what it refused.
+            shadow.count(
+                scores,
+                np.fromiter((item[6] for item in batch), dtype=np.float64, count=len(batch)),
+                np.fromiter((item[7] for item in batch), dtype=np.bool_, count=len(batch)),
+            )
 
     def _log_drops(self) -> None:
         if not self._dropped_since_log:

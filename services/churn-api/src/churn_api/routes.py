@@ -19,7 +19,6 @@ from typing import Any, Final
 import msgspec
 import numpy as np
 from litestar import MediaType, Request, Response, get, post
-from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.exceptions import InternalServerException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
@@ -71,7 +70,8 @@ class ServiceState:
     metrics: Metrics
     model: Model | None = None
     capture: Capture | None = None
-    # The pinned challenger, scored after each response is sent; None when none is pinned.
+    # The pinned challenger (None when none is pinned): capture's flush thread scores it,
+    # never a route, so a prediction costs the same with or without one.
     shadow: Shadow | None = None
     # "loading" until the load ends, then None (ready), a refusal reason, or "shutting_down".
     reason: str | None = "loading"
@@ -97,12 +97,8 @@ def _error(status: int, error: str, reason: str) -> ApiError:
     return ApiError(status, error, [ErrorDetail(path="$", reason=reason)])
 
 
-def _json(
-    body: bytes, status: int = 200, background: BackgroundTask | None = None
-) -> Response[bytes]:
-    return Response(
-        content=body, status_code=status, media_type=MediaType.JSON, background=background
-    )
+def _json(body: bytes, status: int = 200) -> Response[bytes]:
+    return Response(content=body, status_code=status, media_type=MediaType.JSON)
 
 
 async def _decode(request: Request[Any, Any, Any], decoder: msgspec.json.Decoder[Any]) -> Any:
@@ -206,9 +202,7 @@ async def predict(request: Request[Any, Any, Any]) -> Response[bytes]:
         if explain
         else _encoder.encode(response)
     )
-    if (shadow := service.shadow) is None:
-        return _json(body)
-    return _json(body, background=BackgroundTask(shadow.observe_one, record, probability, churn))
+    return _json(body)
 
 
 @post("/v1/predict/batch", status_code=200, opt={"scope": "predict"})
@@ -243,12 +237,7 @@ async def predict_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     ]
     if service.capture is not None:
         service.capture.predictions(model, predictions, records)
-    body = _encoder.encode(BatchResponse(predictions=predictions))
-    if (shadow := service.shadow) is None:
-        return _json(body)
-    return _json(
-        body, background=BackgroundTask(shadow.observe, records, probabilities, model.threshold)
-    )
+    return _json(_encoder.encode(BatchResponse(predictions=predictions)))
 
 
 _HEALTHY: Final = _encoder.encode(HealthResponse(status="ok"))

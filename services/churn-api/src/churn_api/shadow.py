@@ -7,23 +7,33 @@ a log line (``shadow_refused``) and a count in
 ``churn_api_shadow_load_failures_total``; the service stays ready on its
 primary, and readiness never waits for the shadow.
 
-Once loaded it scores each prediction after the response has been sent, so it
-changes neither the answer nor its latency. Any error while scoring is counted
-and swallowed. The live evidence: ``churn_api_shadow_predictions_total``,
-``churn_api_shadow_disagreements_total`` (the two models' decisions differ, each
-at its own threshold) and ``churn_api_shadow_probability_delta`` (single-record
-predictions). The capture
-path reads a record's shadow probability through ``Shadow.probability``.
+The shadow scores exactly the records capture samples, and nothing else: no
+route touches it. Capture's flush thread (``capture.py``) asks it once per
+flushed batch (``Shadow.score``: one vectorised ``probabilities`` call), stores
+its probability, version and sha256 beside the primary's in each row, and,
+once the rows are written, adds the batch to the comparison (``Shadow.count``):
+``churn_api_shadow_predictions_total``, ``churn_api_shadow_disagreements_total``
+(the two models' decisions differ, each at its own threshold) and the
+``churn_api_shadow_probability_delta`` histogram. A shadow that fails to score
+a batch is counted in ``churn_api_shadow_errors_total`` and its rows are written
+without a shadow probability, as are rows flushed while no shadow is loaded.
+With capture off (or sampling nothing) a pinned shadow loads but scores nothing.
+
+Steps per flushed batch:
+
+1. ``score``: the shadow's probabilities of the batch's features and its
+   decisions at its own threshold, or None (none loaded, or it failed);
+2. the capture writes the rows;
+3. ``count``: predictions, disagreements and the |delta| histogram, with numpy.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from itertools import accumulate
-from typing import Final
+from typing import Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -37,17 +47,19 @@ from churn_api.model import Model, load_model
 from churn_api.settings import Settings
 from churn_api.storage import LOAD_FAILURE_REASONS, ModelLoadError
 
-__all__ = ["DELTA_BUCKETS", "Shadow", "ShadowMetrics"]
+__all__ = ["DELTA_BUCKETS", "Shadow", "ShadowMetrics", "ShadowScores"]
 
 DELTA_BUCKETS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+_BOUNDS: Final = np.array(DELTA_BUCKETS)
 logger = logging.getLogger("churn_api")
 
 
 class _Comparison(Collector):
     """Predictions, disagreements and the probability delta as plain numbers.
 
-    One Python addition per record instead of prometheus_client's locked
-    counters: the shadow runs on every prediction and must stay cheap.
+    Only capture's flush thread adds to them, one batch at a time, so they need
+    no lock; a scrape reads whole values (the bucket list is replaced, never
+    changed in place).
     """
 
     def __init__(self) -> None:
@@ -56,21 +68,27 @@ class _Comparison(Collector):
         self.bucket_counts = [0] * (len(DELTA_BUCKETS) + 1)
         self.delta_sum = 0.0
 
-    def observe(self, delta: float, disagree: bool) -> None:
-        self.predictions += 1
-        self.disagreements += disagree
-        self.bucket_counts[bisect_left(DELTA_BUCKETS, delta)] += 1
-        self.delta_sum += delta
+    def observe_batch(
+        self, delta: npt.NDArray[np.float64], disagree: npt.NDArray[np.bool_]
+    ) -> None:
+        """Add a batch: each record's |delta| and whether the two decisions differ."""
+        # side="left" puts a delta equal to a bound in that bound's bucket (Prometheus' "le").
+        index = np.searchsorted(_BOUNDS, delta, side="left")
+        counts = np.bincount(index, minlength=len(DELTA_BUCKETS) + 1).tolist()
+        self.bucket_counts = [a + b for a, b in zip(self.bucket_counts, counts, strict=True)]
+        self.delta_sum += float(delta.sum())
+        self.disagreements += int(np.count_nonzero(disagree))
+        self.predictions += len(delta)
 
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(
             "churn_api_shadow_predictions",
-            "Records the shadow model scored beside the primary.",
+            "Captured records the shadow model scored beside the primary.",
             value=self.predictions,
         )
         yield CounterMetricFamily(
             "churn_api_shadow_disagreements",
-            "Records whose churn decision differs between the shadow and the primary.",
+            "Captured records whose churn decision differs between the shadow and the primary.",
             value=self.disagreements,
         )
         cumulative = list(accumulate(self.bucket_counts))
@@ -78,7 +96,7 @@ class _Comparison(Collector):
         buckets.append(("+Inf", float(cumulative[-1])))
         yield HistogramMetricFamily(
             "churn_api_shadow_probability_delta",
-            "|shadow probability - primary probability| per /v1/predict record.",
+            "|shadow probability - primary probability| per captured record the shadow scored.",
             buckets=buckets,
             sum_value=self.delta_sum,
         )
@@ -108,13 +126,20 @@ class ShadowMetrics:
         registry.register(self.comparison)
         self.errors = Counter(
             "churn_api_shadow_errors",
-            "Records the shadow model failed to score (the response was already sent).",
+            "Captured records the shadow model failed to score (stored without its probability).",
             registry=registry,
         )
 
 
+class ShadowScores(NamedTuple):
+    """What the shadow said of one flushed batch, in the batch's order."""
+
+    probabilities: npt.NDArray[np.float64]
+    churn: npt.NDArray[np.bool_]  # at the shadow's own threshold
+
+
 class Shadow:
-    """A pinned challenger: loaded in the background, scored off the response path."""
+    """A pinned challenger: loaded in the background, scored by capture's flush thread."""
 
     def __init__(self, uri: str, sha256: str, version: str, metrics: ShadowMetrics) -> None:
         self.uri, self.sha256, self.version = uri, sha256, version
@@ -169,43 +194,31 @@ class Shadow:
             **pin,
         )
 
-    def probability(self, record: CustomerRecord) -> float | None:
-        """The shadow's churn probability of ``record``; None when none is loaded or it fails."""
+    def score(self, records: Sequence[CustomerRecord]) -> ShadowScores | None:
+        """The shadow's answers for ``records`` in one call; None when none is loaded or it fails.
+
+        A failure counts every record in ``churn_api_shadow_errors_total``: the
+        primary's rows are written all the same, without the shadow's columns.
+        """
         model = self.model
         if model is None:
             return None
         try:
-            return model.probability(record)
-        except Exception:  # the shadow must never take a prediction down
-            self.metrics.errors.inc()
-            return None
-
-    def observe_one(self, record: CustomerRecord, primary: float, primary_churn: bool) -> None:
-        """Score one record answered with ``primary`` and record how the two compare."""
-        p = self.probability(record)
-        model = self.model
-        if p is None or model is None:
-            return
-        self.metrics.comparison.observe(abs(p - primary), (p >= model.threshold) != primary_churn)
-
-    def observe(
-        self,
-        records: Sequence[CustomerRecord],
-        primary: npt.NDArray[np.float64],
-        primary_threshold: float,
-    ) -> None:
-        """Score a batch answered with ``primary`` and record how the two compare."""
-        model = self.model
-        if model is None:
-            return
-        try:
-            p = model.probabilities(records)
-        except Exception:  # the shadow must never take a prediction down
+            probabilities = np.asarray(model.probabilities(records), dtype=np.float64)
+            if probabilities.shape != (len(records),):
+                raise ValueError(f"{probabilities.shape} probabilities for {len(records)} records")
+            return ShadowScores(probabilities, probabilities >= model.threshold)
+        except Exception:  # the shadow must never cost the primary's rows
             self.metrics.errors.inc(len(records))
-            return
-        # No per-record histogram here: one Python call per record would cost a 10,000-record
-        # batch milliseconds; the single-record route feeds the delta histogram.
-        comparison = self.metrics.comparison
-        comparison.predictions += len(records)
-        differ = (p >= model.threshold) != (primary >= primary_threshold)
-        comparison.disagreements += int(np.count_nonzero(differ))
+            return None
+
+    def count(
+        self,
+        scores: ShadowScores,
+        primary: npt.NDArray[np.float64],
+        primary_churn: npt.NDArray[np.bool_],
+    ) -> None:
+        """Add a written batch to the comparison, against the primary's answers for it."""
+        self.metrics.comparison.observe_batch(
+            np.abs(scores.probabilities - primary), scores.churn != primary_churn
+        )
