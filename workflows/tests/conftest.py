@@ -26,7 +26,7 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pytest
-from churn_workflows.pin import ENVIRONMENTS, pin_path
+from churn_workflows.pin import ENVIRONMENTS, PIN_KINDS, pin_path
 from churn_workflows.steps.synthetic import generate
 from churn_workflows.tracking import MlflowClient, connect, mlflow
 
@@ -132,14 +132,15 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 @pytest.fixture
 def gitops(tmp_path: Path) -> Path:
-    """A git repository with the committed pins on ``main``, like the GitOps repo."""
+    """A git repository with the committed model and shadow pins on ``main``, like GitOps."""
     repo = tmp_path / "gitops"
     repo.mkdir()
     run_git(repo, "init", "--quiet", "--initial-branch=main")
     for env in ENVIRONMENTS:
-        target = repo / pin_path(env)
-        target.parent.mkdir(parents=True)
-        shutil.copy(REPO_ROOT / pin_path(env), target)
+        for kind in PIN_KINDS:
+            target = repo / pin_path(env, kind)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO_ROOT / pin_path(env, kind), target)
     (repo / "README.md").write_text("gitops\n")
     run_git(repo, "add", "-A")
     run_git(repo, "commit", "--quiet", "-m", "bootstrap pins")

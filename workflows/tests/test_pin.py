@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 from churn_workflows import PipelineError
-from churn_workflows.pin import ENVIRONMENTS, Pin, parse_pin, pin_path, render_pin
+from churn_workflows.pin import (
+    ENVIRONMENTS,
+    Pin,
+    parse_pin,
+    parse_shadow_pin,
+    pin_path,
+    render_pin,
+    render_shadow_pin,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = render_pin(
@@ -59,6 +67,32 @@ def test_a_hand_broken_pin_is_refused_with_file_and_problem(edit, problem: str) 
         parse_pin(edit(GOOD), "overlays/dev/model.yaml at main")
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_committed_shadow_pins_are_empty_in_the_rendered_shape(env: str) -> None:
+    text = (ROOT / pin_path(env, "shadow")).read_text()
+    assert parse_shadow_pin(text, env) is None
+    assert render_shadow_pin(None) == text
+
+
+def test_a_shadow_pin_round_trips_and_is_parsed_by_the_same_rules() -> None:
+    pin = Pin("s3://churn-dev-models/churn-model/sha256/" + "a" * 64 + ".onnx", "a" * 64, "3")
+    text = render_shadow_pin(pin)
+    assert parse_shadow_pin(text, "x") == pin
+    assert "            - name: SHADOW_MODEL_URI\n" in text
+    where = "overlays/dev/shadow.yaml at main"
+    with pytest.raises(PipelineError, match=f"{where}: invalid shadow pin: SHADOW_MODEL_SHA256"):
+        parse_shadow_pin(text.replace("a" * 64 + '"', "A" * 64 + '"'), where)
+    with pytest.raises(PipelineError, match="are all set or all empty"):
+        parse_shadow_pin(text.replace('"3"', '""'), where)
+    # A model pin is not a shadow pin, nor the other way round.
+    with pytest.raises(PipelineError, match="env must set exactly SHADOW_MODEL_URI"):
+        parse_shadow_pin(GOOD, where)
+    with pytest.raises(PipelineError, match="invalid model pin: env must set exactly MODEL_URI"):
+        parse_pin(text, where)
+
+
 def test_an_unknown_environment_is_refused() -> None:
     with pytest.raises(PipelineError, match="unknown environment 'qa'"):
         pin_path("qa")
+    with pytest.raises(PipelineError, match="unknown pin 'canary'"):
+        pin_path("dev", "canary")  # type: ignore[arg-type]

@@ -23,7 +23,16 @@ from urllib.parse import parse_qs, unquote, urlparse
 import jwt
 import pytest
 from churn_workflows import PipelineError
-from churn_workflows.pin import Pin, parse_pin, pin_path, render_pin
+from churn_workflows.pin import (
+    ENVIRONMENTS,
+    PIN_KINDS,
+    Pin,
+    parse_pin,
+    parse_shadow_pin,
+    pin_path,
+    render_pin,
+    render_shadow_pin,
+)
 from churn_workflows.steps.promote import (
     GitHub,
     git,
@@ -60,6 +69,7 @@ class FakeGitHub(ThreadingHTTPServer):
         self.repository = repository
         self.branches: dict[str, dict[str, str]] = {"main": dict(files)}
         self.pulls: list[dict[str, Any]] = []
+        self.labels: dict[int, list[str]] = {}
         self.calls: list[str] = []
         # The GitHub App: its public key, and what each token request asked for.
         self.app_key = APP_KEY.public_key()
@@ -144,12 +154,21 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/pulls" and method == "POST":
             if any(p["head"] == body["head"] for p in gh.pulls):
                 return self._send(422, {"message": "A pull request already exists"})
+            number = len(gh.pulls) + 1
             pull = {
                 **body,
-                "html_url": f"https://github.com/{gh.repository}/pull/{len(gh.pulls) + 1}",
+                "number": number,
+                "html_url": f"https://github.com/{gh.repository}/pull/{number}",
             }
             gh.pulls.append(pull)
             return self._send(201, pull)
+        if method == "POST" and (match := re.fullmatch(r"/issues/(\d+)/labels", path)):
+            number = int(match.group(1))
+            if not any(p["number"] == number for p in gh.pulls):
+                return self._send(404, {"message": "Not Found"})
+            labels = gh.labels.setdefault(number, [])
+            labels += [label for label in body["labels"] if label not in labels]
+            return self._send(200, [{"name": label} for label in labels])
         if path == "/pulls" and method == "GET":
             head = query["head"].split(":", 1)[1]
             return self._send(200, [p for p in gh.pulls if p["head"] == head])
@@ -168,7 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
     files = {
-        pin_path(env): (REPO_ROOT / pin_path(env)).read_text() for env in ("dev", "staging", "prod")
+        pin_path(env, kind): (REPO_ROOT / pin_path(env, kind)).read_text()
+        for env in ENVIRONMENTS
+        for kind in PIN_KINDS
     }
     server = FakeGitHub("acme/churn-platform", files)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -263,10 +284,72 @@ def test_a_pull_request_through_the_github_api_carries_the_evidence(github: Fake
         k: v for k, v in github.branches["main"].items() if k != pin_path("dev")
     }
     assert parse_pin(github.branches["main"][pin_path("dev")], "main").is_bootstrap
+    assert github.labels == {1: ["promotion", "dev"]}
     # A retry finds the branch and the open PR instead of failing or duplicating them.
     again = promote("dev", PIN, "| metric | candidate | running |")
     assert again.url == result.url
     assert len(github.pulls) == 1
+    assert github.labels == {1: ["promotion", "dev"]}
+
+
+def test_a_local_shadow_pin_edits_only_shadow_yaml_on_a_shadow_branch(gitops: Path) -> None:
+    before = _state(gitops)
+    result = promote("dev", PIN, "gate evidence", repo=gitops, pin_as="shadow")
+    assert _state(gitops) == before
+    assert result.kind == "local-branch"
+    assert result.branch == "shadow/churn-model-dev-v4"
+    changed = run_git(gitops, "diff", "--name-only", "main", result.branch).splitlines()
+    assert changed == [pin_path("dev", "shadow")]
+    shadow = run_git(gitops, "show", f"{result.branch}:{pin_path('dev', 'shadow')}")
+    assert parse_shadow_pin(shadow + "\n", "branch") == PIN
+    assert run_git(gitops, "log", "-1", "--format=%B", result.branch).startswith(
+        "Shadow churn-model version 4 in dev\n\ngate evidence"
+    )
+    # The served model's pin is untouched: the shadow never replaces it.
+    assert read_pin_git(gitops, result.branch, "dev").is_bootstrap
+
+
+def test_a_candidate_already_pinned_as_the_shadow_opens_nothing(gitops: Path) -> None:
+    (gitops / pin_path("dev", "shadow")).write_text(render_shadow_pin(PIN))
+    run_git(gitops, "commit", "--quiet", "-am", "shadow version 4")
+    result = promote("dev", PIN, "", repo=gitops, pin_as="shadow")
+    assert result.kind == "unchanged"
+    assert result.message == (
+        f"{pin_path('dev', 'shadow')} at main already pins this model as the shadow (version 4)"
+    )
+    assert run_git(gitops, "branch", "--list").strip() == "* main"
+    # The same model as the served model is still a change: the shadow file says nothing of it.
+    assert promote("dev", PIN, "", repo=gitops).kind == "local-branch"
+
+
+def test_a_shadow_pull_request_says_shadow_in_title_branch_and_labels(github: FakeGitHub) -> None:
+    result = promote("staging", PIN, "gate evidence", pin_as="shadow")
+    assert result.url == "https://github.com/acme/churn-platform/pull/1"
+    (pull,) = github.pulls
+    assert pull["head"] == "shadow/churn-model-staging-v4"
+    assert pull["title"] == "Shadow churn-model version 4 in staging"
+    assert pull["body"] == "gate evidence"
+    assert github.labels == {1: ["shadow", "staging"]}
+    branch = github.branches["shadow/churn-model-staging-v4"]
+    assert branch[pin_path("staging", "shadow")] == render_shadow_pin(PIN)
+    assert {k for k in branch if branch[k] != github.branches["main"][k]} == {
+        pin_path("staging", "shadow")
+    }
+    # Merged, the same candidate opens nothing more.
+    github.branches["main"] = dict(branch)
+    again = promote("staging", PIN, "gate evidence", pin_as="shadow")
+    assert again.kind == "unchanged"
+    assert len(github.pulls) == 1
+
+
+def test_a_hand_broken_shadow_pin_stops_a_shadow_promotion(github: FakeGitHub) -> None:
+    github.branches["main"][pin_path("dev", "shadow")] = render_shadow_pin(PIN).replace('"4"', '""')
+    with pytest.raises(
+        PipelineError,
+        match=re.escape(f"{pin_path('dev', 'shadow')} at main: invalid shadow pin: SHADOW_MODEL_"),
+    ):
+        promote("dev", PIN, "", pin_as="shadow")
+    assert not github.pulls
 
 
 def test_the_running_pin_is_read_from_github_when_configured(github: FakeGitHub) -> None:
@@ -362,6 +445,8 @@ def test_command_promotes_locally(gitops: Path, capsys: pytest.CaptureFixture[st
     ]
     assert main([*args, "--evidence", "ok"]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "local-branch"
+    assert main([*args, "--pin-as", "shadow"]) == 0
+    assert json.loads(capsys.readouterr().out)["branch"] == "shadow/churn-model-dev-v4"
     bad = [
         "--environment",
         "dev",

@@ -1,4 +1,7 @@
-"""The ``churn-promote`` WorkflowTemplate: open the pull request that edits one ``model.yaml``.
+"""The ``churn-promote`` WorkflowTemplate: open the pull request that edits one pin.
+
+The pin is ``model.yaml`` (what serves) or, with ``pin-as`` = ``shadow``,
+``shadow.yaml`` (the challenger churn-api scores beside it).
 
 ``churn-train`` calls its ``promote`` template after a passed gate; it can also
 be submitted alone from the Argo Workflows UI to promote a registered version
@@ -12,11 +15,22 @@ from __future__ import annotations
 from hera.workflows import Parameter, Steps, WorkflowTemplate
 
 from churn_workflows import argo
-from churn_workflows.pin import ENVIRONMENTS
+from churn_workflows.pin import ENVIRONMENTS, PIN_KINDS
 
-__all__ = ["build"]
+__all__ = ["build", "pin_as_parameter"]
 
-_INPUTS = ("environment", "model-uri", "model-sha256", "model-version", "evidence")
+_INPUTS = ("environment", "pin-as", "model-uri", "model-sha256", "model-version", "evidence")
+
+
+def pin_as_parameter() -> Parameter:
+    """The form's choice, shared with churn-train: which file the pull request edits."""
+    return argo.parameter(
+        "pin-as",
+        "model",
+        "model: serve the candidate (model.yaml); shadow: score it beside the served model "
+        "as the challenger (shadow.yaml), never in its place.",
+        [str(kind) for kind in PIN_KINDS],
+    )
 
 
 def build() -> WorkflowTemplate:
@@ -27,13 +41,15 @@ def build() -> WorkflowTemplate:
         annotations={
             "workflows.argoproj.io/description": (
                 "Open a pull request that pins a registered churn-model version in "
-                "platform/apps/churn-api/overlays/<environment>/model.yaml."
+                "platform/apps/churn-api/overlays/<environment>/model.yaml, or as the "
+                "shadow in shadow.yaml."
             ),
         },
         arguments=[
             argo.parameter(
                 "environment", "dev", "Environment whose pin changes.", list(ENVIRONMENTS)
             ),
+            pin_as_parameter(),
             argo.parameter(
                 "model-uri",
                 "",
@@ -59,6 +75,8 @@ def build() -> WorkflowTemplate:
                 "{{inputs.parameters.model-sha256}}",
                 "--version",
                 "{{inputs.parameters.model-version}}",
+                "--pin-as",
+                "{{inputs.parameters.pin-as}}",
                 "--evidence",
                 "{{inputs.parameters.evidence}}",
             ],

@@ -3,7 +3,9 @@
 DAG: ingest -> validate -> candidates -> train (one pod per candidate,
 ``withParam``) -> evaluate (pick the best, score its ONNX artifact against the
 running model, gate) -> register (when the gate passed) -> promote (unless
-dry run; the ``churn-promote`` template's ``promote``). Each task runs a step
+dry run; the ``churn-promote`` template's ``promote``, which pins the model
+as what serves or, with ``pin-as`` = ``shadow``, as the challenger scored
+beside it: the same gate either way). Each task runs a step
 module from the workflows image; data and reports move as artifacts through the
 ``churn-s3`` artifact repository. Rendered by ``churn_workflows.render``.
 """
@@ -27,6 +29,7 @@ from hera.workflows import (
 
 from churn_workflows import argo
 from churn_workflows.pin import ENVIRONMENTS
+from churn_workflows.promote import pin_as_parameter
 from churn_workflows.steps.evaluate import GateConfig
 from churn_workflows.steps.validate import Thresholds
 
@@ -122,6 +125,7 @@ def build() -> WorkflowTemplate:
                 "",
                 "churn-api's URL: the gate's baseline is what it serves (empty: the Git pin).",
             ),
+            pin_as_parameter(),
             argo.parameter("dry-run", "false", "true: register but open no PR.", ["false", "true"]),
         ],
         **argo.workflow_settings(),  # type: ignore[arg-type]
@@ -353,6 +357,7 @@ def build() -> WorkflowTemplate:
                 when=f"{_param('dry-run')} == false",
                 arguments=[
                     Parameter(name="environment", value=ENV),
+                    Parameter(name="pin-as", value=_param("pin-as")),
                     *(
                         Parameter(name=f"model-{key}", value=_register_output(key))
                         for key in ("uri", "sha256", "version")

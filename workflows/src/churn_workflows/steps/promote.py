@@ -1,10 +1,13 @@
-"""Promote: propose the new pin as a pull request that edits only ``model.yaml``.
+"""Promote: propose a new pin as a pull request that edits one file, model.yaml or shadow.yaml.
 
-Steps: read the target branch's pin (strictly parsed: a hand-broken file stops
-here, naming it), write the new pin, and propose it. With GitHub credentials
-and ``GITHUB_REPOSITORY`` set, through GitHub's REST API: a branch from the target
-branch, one commit changing the file, a pull request whose body is the
-evidence.
+Steps: read the target branch's pins (strictly parsed: a hand-broken file stops
+here, naming it), write the new pin, and propose it. Pinned as the model
+(``--pin-as model``), the candidate replaces what serves; pinned as the shadow
+(``--pin-as shadow``), churn-api scores it beside the model on the same
+requests, never in its place (branch ``shadow/…``, label ``shadow``). With
+GitHub credentials and ``GITHUB_REPOSITORY`` set, through GitHub's REST API: a
+branch from the target branch, one commit changing the file, a pull request
+whose body is the evidence.
 
 The credentials are a GitHub App's (``GITHUB_APP_ID``, ``GITHUB_APP_INSTALLATION_ID``,
 ``GITHUB_APP_PRIVATE_KEY``, what the cluster's Secret ``churn-workflows-github``
@@ -30,7 +33,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,16 @@ import jwt
 from churn_workflows import PipelineError, Unreachable, exit_code
 from churn_workflows.api_change import api_changes, markdown, title_suffix
 from churn_workflows.lineage import add_pull_request
-from churn_workflows.pin import Pin, parse_pin, pin_path, render_pin
+from churn_workflows.pin import (
+    PIN_KINDS,
+    Pin,
+    PinKind,
+    parse_pin,
+    parse_shadow_pin,
+    pin_path,
+    render_pin,
+    render_shadow_pin,
+)
 
 __all__ = [
     "GitHub",
@@ -258,7 +270,9 @@ def read_target_pin(environment: str, *, repo: Path | None = None, base: str | N
     return read_pin_git(local, base or default_branch(local), environment)
 
 
-def _title(environment: str, pin: Pin, suffix: str = "") -> str:
+def _title(environment: str, pin: Pin, suffix: str = "", pin_as: PinKind = "model") -> str:
+    if pin_as == "shadow":
+        return f"Shadow churn-model version {pin.version} in {environment}{suffix}"
     return f"Promote churn-model version {pin.version} to {environment}{suffix}"
 
 
@@ -268,21 +282,80 @@ def _proposal(running: Pin, pin: Pin, body: str) -> tuple[str, str]:
     return title_suffix(changes), markdown(changes) + body
 
 
-def _promote_github(
-    github: GitHub, environment: str, pin: Pin, body: str, base: str | None
-) -> Promotion:
-    path = pin_path(environment)
-    target = base or github.default_branch()
-    text, blob = github.read_file(path, target)
-    running = parse_pin(text, f"{github.repository}:{path} at {target}")
-    suffix, body = _proposal(running, pin, body)
-    branch = f"promote/churn-model-{environment}-v{pin.version}"
+@dataclass(frozen=True)
+class _Change:
+    """The one-file change a promotion proposes, before it is written anywhere."""
+
+    path: str
+    text: str
+    branch: str
+    title: str
+    body: str
+    labels: tuple[str, ...]
+
+
+def _plan(
+    read: Callable[[str], tuple[str, str]],
+    environment: str,
+    pin: Pin,
+    body: str,
+    *,
+    target: str,
+    pin_as: PinKind,
+) -> _Change | Promotion:
+    """The change for ``pin_as`` at ``target``, or an "unchanged" result.
+
+    ``read(path)`` gives a file's text at the target and where it was read (for
+    errors). The serving model's pin is read either way: the API change is
+    measured against what serves, since a shadow scores the same requests.
+    """
+    if pin_as not in PIN_KINDS:
+        raise PipelineError(f"pin-as must be one of {', '.join(PIN_KINDS)}, got {pin_as!r}")
+    running = parse_pin(*read(pin_path(environment)))
+    path = pin_path(environment, pin_as)
+    prefix = "shadow" if pin_as == "shadow" else "promote"
+    branch = f"{prefix}/churn-model-{environment}-v{pin.version}"
     if branch == target:
         raise PipelineError(f"refusing to write to the target branch {target}")
-    if running == pin:
-        return Promotion(
-            "unchanged", target, target, "", None, f"{path} at {target} already pins this model"
-        )
+    if pin_as == "shadow":
+        shadow = parse_shadow_pin(*read(path))
+        if shadow is not None and shadow.sha256 == pin.sha256:
+            return Promotion(
+                "unchanged",
+                target,
+                target,
+                "",
+                None,
+                f"{path} at {target} already pins this model as the shadow "
+                f"(version {shadow.version})",
+            )
+        text = render_shadow_pin(pin)
+    else:
+        if running == pin:
+            return Promotion(
+                "unchanged", target, target, "", None, f"{path} at {target} already pins this model"
+            )
+        text = render_pin(pin)
+    suffix, body = _proposal(running, pin, body)
+    title = _title(environment, pin, suffix, pin_as)
+    labels = ("shadow" if pin_as == "shadow" else "promotion", environment)
+    return _Change(path, text, branch, title, body, labels)
+
+
+def _promote_github(
+    github: GitHub, environment: str, pin: Pin, body: str, *, base: str | None, pin_as: PinKind
+) -> Promotion:
+    target = base or github.default_branch()
+    blobs: dict[str, str] = {}
+
+    def read(path: str) -> tuple[str, str]:
+        text, blobs[path] = github.read_file(path, target)
+        return text, f"{github.repository}:{path} at {target}"
+
+    change = _plan(read, environment, pin, body, target=target, pin_as=pin_as)
+    if isinstance(change, Promotion):
+        return change
+    path, branch, blob = change.path, change.branch, blobs[change.path]
     _, head = github.call("GET", f"/git/ref/heads/{quote(target)}")
     status, _ = github.call(
         "POST", "/git/refs", {"ref": f"refs/heads/{branch}", "sha": head["object"]["sha"]}
@@ -294,8 +367,8 @@ def _promote_github(
         "PUT",
         f"/contents/{quote(path)}",
         {
-            "message": _title(environment, pin, suffix),
-            "content": base64.b64encode(render_pin(pin).encode()).decode(),
+            "message": change.title,
+            "content": base64.b64encode(change.text.encode()).decode(),
             "sha": blob,
             "branch": branch,
         },
@@ -303,7 +376,7 @@ def _promote_github(
     status, pull = github.call(
         "POST",
         "/pulls",
-        {"title": _title(environment, pin, suffix), "head": branch, "base": target, "body": body},
+        {"title": change.title, "head": branch, "base": target, "body": change.body},
     )
     if status == 422:  # a PR for this branch is already open
         owner = github.repository.split("/")[0]
@@ -311,6 +384,8 @@ def _promote_github(
         if not pulls:
             raise PipelineError(f"GitHub refused the pull request for {branch}")
         pull = pulls[0]
+    # Labels live on the pull request's issue; GitHub creates a label that does not exist yet.
+    github.call("POST", f"/issues/{pull['number']}/labels", {"labels": list(change.labels)})
     return Promotion(
         "pull-request",
         branch,
@@ -322,38 +397,35 @@ def _promote_github(
 
 
 def _promote_local(
-    repo: Path, environment: str, pin: Pin, body: str, base: str | None
+    repo: Path, environment: str, pin: Pin, body: str, *, base: str | None, pin_as: PinKind
 ) -> Promotion:
-    path = pin_path(environment)
     target = base or default_branch(repo)
-    current = git(repo, "show", f"{target}:{path}")
-    running = parse_pin(current, f"{path} at {target}")
-    suffix, body = _proposal(running, pin, body)
-    branch = f"promote/churn-model-{environment}-v{pin.version}"
-    if branch == target:
-        raise PipelineError(f"refusing to write to the target branch {target}")
-    if running == pin:
-        return Promotion(
-            "unchanged", target, target, "", None, f"{path} at {target} already pins this model"
-        )
-    blob = git(repo, "hash-object", "-w", "--stdin", stdin=render_pin(pin))
+
+    def read(path: str) -> tuple[str, str]:
+        return git(repo, "show", f"{target}:{path}"), f"{path} at {target}"
+
+    change = _plan(read, environment, pin, body, target=target, pin_as=pin_as)
+    if isinstance(change, Promotion):
+        return change
+    blob = git(repo, "hash-object", "-w", "--stdin", stdin=change.text)
     with tempfile.TemporaryDirectory() as scratch:
         # A private index: the repository's own index and checkout stay as they are.
         index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         git(repo, "read-tree", target, env=index)
-        git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=index)
+        git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{change.path}", env=index)
         tree = git(repo, "write-tree", env=index)
     parent = git(repo, "rev-parse", f"{target}^{{commit}}")
-    message = f"{_title(environment, pin, suffix)}\n\n{body}"
+    message = f"{change.title}\n\n{change.body}"
     commit = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", stdin=message)
-    git(repo, "update-ref", f"refs/heads/{branch}", commit)
+    git(repo, "update-ref", f"refs/heads/{change.branch}", commit)
     return Promotion(
         "local-branch",
-        branch,
+        change.branch,
         target,
         commit,
         None,
-        f"no GITHUB_TOKEN/GITHUB_REPOSITORY: wrote local branch {branch} ({commit[:12]}) in {repo}",
+        f"no GITHUB_TOKEN/GITHUB_REPOSITORY: wrote local branch {change.branch} ({commit[:12]}) "
+        f"in {repo}",
     )
 
 
@@ -364,12 +436,17 @@ def promote(
     *,
     repo: Path | None = None,
     base: str | None = None,
+    pin_as: PinKind = "model",
 ) -> Promotion:
-    """Propose ``pin`` for ``environment`` with ``body`` as the evidence."""
+    """Propose ``pin`` for ``environment`` with ``body`` as the evidence.
+
+    ``pin_as`` "model" proposes it as the served model (``model.yaml``), "shadow"
+    as the challenger scored beside it (``shadow.yaml``).
+    """
     github = GitHub.from_env()
     if github is not None:
-        return _promote_github(github, environment, pin, body, base)
-    return _promote_local(repo or Path.cwd(), environment, pin, body, base)
+        return _promote_github(github, environment, pin, body, base=base, pin_as=pin_as)
+    return _promote_local(repo or Path.cwd(), environment, pin, body, base=base, pin_as=pin_as)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -379,6 +456,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--uri", required=True, help="MODEL_URI")
     parser.add_argument("--sha256", required=True, help="MODEL_SHA256")
     parser.add_argument("--version", required=True, help="MODEL_VERSION")
+    parser.add_argument(
+        "--pin-as",
+        choices=PIN_KINDS,
+        default="model",
+        help="model: the served model (model.yaml); shadow: the challenger (shadow.yaml)",
+    )
     parser.add_argument("--evidence", default="", help="the PR body (Markdown)")
     parser.add_argument("--repo", type=Path, default=None, help="local repository (no GitHub)")
     parser.add_argument("--base", default=None, help="target branch (default: the default branch)")
@@ -386,7 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pin = Pin(uri=args.uri, sha256=args.sha256, version=args.version)
         parse_pin(render_pin(pin), "the requested pin")
-        result = promote(args.environment, pin, args.evidence, repo=args.repo, base=args.base)
+        result = promote(
+            args.environment, pin, args.evidence, repo=args.repo, base=args.base, pin_as=args.pin_as
+        )
         if result.url:
             add_pull_request(pin.uri, result.url)
     except PipelineError as exc:
