@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from churn_store.prediction_store import CapturedPrediction, Outcome, open_store
+from churn_store.prediction_store import CapturedPrediction, Outcome, StoreError, open_store
+from churn_workflows.champion_challenger import SHADOW_PREFIX, latest_champion_challenger
 from churn_workflows.loop import FEATURES
 from churn_workflows.steps import monitor as monitor_step
+from churn_workflows.steps.evaluate import paired_auc_delta
 from churn_workflows.steps.ingest import read_dataset
 from churn_workflows.steps.monitor import MonitorConfig, run_monitor, summary_lines
 from churn_workflows.steps.profile import (
@@ -32,6 +34,7 @@ from churn_workflows.steps.profile import (
 )
 from churn_workflows.steps.synthetic import generate
 from churn_workflows.steps.validate import validate
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "libs" / "churn-store" / "tests"))
 from store_testing import postgres_database
@@ -72,9 +75,19 @@ def buckets(tmp_path: Path) -> tuple[str, str]:
     return models.as_uri(), data.as_uri()
 
 
-def capture(url: str, frame: pd.DataFrame, *, labels: np.ndarray | None, days_ago: int = 1) -> None:
-    """Write ``frame`` as captured predictions of version 1, with outcomes when ``labels``."""
+def capture(
+    url: str,
+    frame: pd.DataFrame,
+    *,
+    labels: np.ndarray | None,
+    days_ago: int = 1,
+    shadow: np.ndarray | None = None,
+    shadow_version: str = "2",
+) -> None:
+    """Write ``frame`` as captured predictions of version 1, with outcomes when ``labels``,
+    and the shadow model ``shadow_version``'s probabilities when ``shadow``."""
     probabilities = score(frame)
+    shadows = [None] * len(frame) if shadow is None else [float(p) for p in shadow]
     at = NOW - timedelta(days=days_ago, hours=1)
     rows = [
         CapturedPrediction(
@@ -87,9 +100,12 @@ def capture(url: str, frame: pd.DataFrame, *, labels: np.ndarray | None, days_ag
             probability=float(p),
             churn=bool(p >= 0.5),
             threshold=0.5,
+            shadow_probability=s,
+            shadow_model_version=None if s is None else shadow_version,
+            shadow_model_sha256=None if s is None else "c" * 64,
         )
-        for i, (record, p) in enumerate(
-            zip(frame[list(FEATURES)].to_dict("records"), probabilities, strict=True)
+        for i, (record, p, s) in enumerate(
+            zip(frame[list(FEATURES)].to_dict("records"), probabilities, shadows, strict=True)
         )
     ]
     store = open_store(url)
@@ -138,6 +154,83 @@ def test_traffic_like_training_reports_quality_and_asks_for_nothing(
     store.close()
     assert latest[("window.roc_auc", "")] == pytest.approx(window["roc_auc"])
     assert latest[("labelled", "")] == 0  # today's own predictions have no outcomes yet
+
+
+def noisy(frame: pd.DataFrame, noise: float, seed: int) -> np.ndarray:
+    """Another stand-in model: ``score`` with noise on its logit, so a weaker ranking."""
+    p = score(frame)
+    logit = np.log(p / (1 - p)) + np.random.default_rng(seed).normal(0, noise, len(p))
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def test_champion_and_challenger_are_compared_on_the_same_labelled_traffic(
+    store_url: str, buckets: tuple[str, str]
+) -> None:
+    older, newer = generate(700, seed=21), generate(800, seed=22)
+    capture(store_url, older, labels=older["churn"].to_numpy(), days_ago=2,
+            shadow=noisy(older, 1.5, 1))  # fmt: skip
+    capture(store_url, newer, labels=newer["churn"].to_numpy(), shadow=noisy(newer, 1.5, 2))
+    # Neither counts: a shadow's prediction without an outcome, an outcome without a shadow.
+    unlabelled = generate(300, seed=23)
+    capture(store_url, unlabelled, labels=None, shadow=noisy(unlabelled, 1.5, 3))
+    unshadowed = generate(200, seed=24)
+    capture(store_url, unshadowed, labels=unshadowed["churn"].to_numpy())
+
+    report = run_monitor(config(store_url, buckets), now=NOW)
+
+    (pair,) = report.champion_challenger
+    both = pd.concat([older, newer])
+    truth = both["churn"].to_numpy()
+    p_serving, p_shadow = score(both), np.concatenate([noisy(older, 1.5, 1), noisy(newer, 1.5, 2)])
+    assert (pair.serving_version, pair.shadow_version, pair.labelled) == ("1", "2", 1500)
+    assert (pair.first_day, pair.last_day, pair.days) == (
+        (NOW - timedelta(days=2)).date(),
+        (NOW - timedelta(days=1)).date(),
+        2,
+    )
+    assert pair.serving["roc_auc"] == pytest.approx(roc_auc_score(truth, p_serving))
+    assert pair.shadow["roc_auc"] == pytest.approx(roc_auc_score(truth, p_shadow))
+    assert pair.shadow["pr_auc"] == pytest.approx(average_precision_score(truth, p_shadow))
+    assert pair.serving["brier"] == pytest.approx(brier_score_loss(truth, p_serving))
+    # The gate's own paired DeLong interval, the challenger's gain over the champion.
+    expected = paired_auc_delta(truth, p_shadow, p_serving)
+    assert pair.gain is not None
+    assert pair.gain == pytest.approx({k: expected[k] for k in ("delta", "low", "high")})
+    assert pair.gain["high"] < 0  # the noisier shadow ranks worse, and the interval says so
+    assert (
+        "shadow version 2 beside version 1: 1500 labelled over 2 day(s) "
+        f"{pair.first_day}..{pair.last_day}; ROC AUC" in "\n".join(summary_lines(report))
+    )
+
+    # Stored under the serving version with the shadow version as the qualifier, read back whole.
+    store = open_store(store_url)
+    rows = [r for r in store.latest_monitor_results() if r.metric.startswith(SHADOW_PREFIX)]
+    store.close()
+    assert {(r.day, r.model_version, r.feature) for r in rows} == {(NOW.date(), "1", "2")}
+    # churn-api's gauges take only window.* rows without a feature: these stay out of the service.
+    assert not any(r.metric.startswith("window.") for r in rows)
+    assert latest_champion_challenger(store_url, "2", serving_version="1") == pair
+    assert latest_champion_challenger(store_url, "3") is None
+
+
+def test_a_shadow_with_one_class_of_outcomes_gets_no_interval(
+    store_url: str, buckets: tuple[str, str]
+) -> None:
+    live = generate(40, seed=25)
+    retained = np.zeros(len(live), dtype=bool)
+    capture(store_url, live, labels=retained, shadow=noisy(live, 1.0, 4))
+
+    (pair,) = run_monitor(config(store_url, buckets), now=NOW).champion_challenger
+
+    assert pair.gain is None
+    assert pair.serving["roc_auc"] is None
+    assert pair.shadow["brier"] is not None
+    assert latest_champion_challenger(store_url, "2") == pair
+
+
+def test_an_unreadable_store_is_a_store_error() -> None:
+    with pytest.raises(StoreError):
+        latest_champion_challenger("postgresql://x@127.0.0.1:1/none", "2")
 
 
 def test_a_shifted_population_triggers_a_retrain_on_a_trainable_snapshot(

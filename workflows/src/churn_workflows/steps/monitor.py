@@ -13,6 +13,15 @@ enough labels, or a feature's or the predictions' PSI is above the limit, the
 step exports the labelled captures to a content-addressed Parquet snapshot and
 writes ``retrain`` = true with the reason and the snapshot's URI and digest;
 the workflow then submits ``churn-train`` on that snapshot.
+
+Champion vs challenger: captures scored by a pinned shadow model as well carry
+its probability, so on the labelled ones both models are measured on the very
+same traffic. Per (serving version, shadow version) over the window: labelled
+rows, days covered, ROC AUC, PR AUC and Brier of both, and the paired DeLong
+95 % interval of the shadow's ROC AUC gain (the gate's own ``paired_auc_delta``).
+They are stored as ``ChampionChallenger`` results (churn_workflows.champion_challenger),
+which churn-api's gauges ignore; the promotion pull request of that shadow reads
+them back.
 """
 
 from __future__ import annotations
@@ -42,13 +51,22 @@ from sklearn.metrics import (  # type: ignore[import-untyped]
 )
 
 from churn_workflows import EXIT_TRANSIENT, PipelineError, exit_code
+from churn_workflows.champion_challenger import GAIN_KEYS, ChampionChallenger
+from churn_workflows.steps.evaluate import paired_auc_delta
 from churn_workflows.steps.profile import psi_against, read_profile
 from churn_workflows.storage import exists, write_bytes
 
 # The default contract's features: what the captured requests of the churn family hold.
 FEATURES = feature_names(builtin_contract())
 
-__all__ = ["MonitorConfig", "MonitorReport", "captures_frame", "main", "run_monitor"]
+__all__ = [
+    "MonitorConfig",
+    "MonitorReport",
+    "captures_frame",
+    "champion_challenger",
+    "main",
+    "run_monitor",
+]
 
 
 @dataclass(frozen=True)
@@ -64,12 +82,61 @@ class MonitorConfig:
     max_psi: float = 0.2
 
 
+def champion_challenger(frame: pd.DataFrame, computed_on: date) -> list[ChampionChallenger]:
+    """Per (serving version, shadow version): both models on the labelled captures both scored."""
+    if not len(frame):
+        return []
+    both = frame[
+        frame["churned"].notna()
+        & frame["shadow_probability"].notna()
+        & frame["shadow_model_version"].notna()
+    ]
+    found = []
+    for (serving, shadow), group in both.groupby(
+        ["model_version", "shadow_model_version"], sort=True
+    ):
+        truth = group["churned"].astype(bool).to_numpy()
+        p_serving = group["probability"].to_numpy(dtype=float)
+        p_shadow = group["shadow_probability"].to_numpy(dtype=float)
+        try:
+            paired = paired_auc_delta(truth, p_shadow, p_serving)
+            gain: dict[str, float] | None = {k: paired[k] for k in GAIN_KEYS}
+        except PipelineError:  # fewer than 2 of a class: no interval, the rest still counts
+            gain = None
+        days = sorted(set(group["day"]))
+        found.append(
+            ChampionChallenger(
+                computed_on=computed_on,
+                serving_version=str(serving),
+                shadow_version=str(shadow),
+                labelled=len(group),
+                first_day=days[0],
+                last_day=days[-1],
+                days=len(days),
+                serving=_scores(truth, p_serving),
+                shadow=_scores(truth, p_shadow),
+                gain=gain,
+            )
+        )
+    return found
+
+
+def _scores(truth: np.ndarray[Any, Any], p: np.ndarray[Any, Any]) -> dict[str, float | None]:
+    two_classes = 0 < truth.sum() < len(truth)
+    return {
+        "roc_auc": float(roc_auc_score(truth, p)) if two_classes else None,
+        "pr_auc": float(average_precision_score(truth, p)) if two_classes else None,
+        "brier": float(brier_score_loss(truth, p)),
+    }
+
+
 @dataclass
 class MonitorReport:
     """What the monitor found, and whether it asks for a retrain."""
 
     window: dict[str, dict[str, float | None]] = field(default_factory=dict)
     feature_psi: dict[str, dict[str, float]] = field(default_factory=dict)
+    champion_challenger: list[ChampionChallenger] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     snapshot_uri: str = ""
     snapshot_sha256: str = ""
@@ -95,6 +162,8 @@ def captures_frame(rows: Iterable[JoinedRow]) -> pd.DataFrame:
             "probability",
             "churn",
             "churned",
+            "shadow_probability",
+            "shadow_model_version",
         )
     }
     features: list[bytes] = []
@@ -106,6 +175,8 @@ def captures_frame(rows: Iterable[JoinedRow]) -> pd.DataFrame:
         columns["probability"].append(r.probability)
         columns["churn"].append(r.churn)
         columns["churned"].append(r.churned)
+        columns["shadow_probability"].append(r.shadow_probability)
+        columns["shadow_model_version"].append(r.shadow_model_version)
         features.append(r.features.encode())
     frame = pd.DataFrame(columns)
     decoded = msgspec.json.decode(b"[" + b",".join(features) + b"]") if features else []
@@ -193,6 +264,9 @@ def run_monitor(config: MonitorConfig, now: datetime | None = None) -> MonitorRe
             report.feature_psi[str(version)] = _feature_psi(group, profile)
             report.reasons += _reasons(str(version), window, report.feature_psi[str(version)],
                                        config)  # fmt: skip
+        report.champion_challenger = champion_challenger(frame, now.date())
+        for comparison in report.champion_challenger:
+            results += comparison.to_results()
         store.write_monitor_results(results)
     finally:
         store.close()
@@ -228,7 +302,7 @@ def _reasons(
 
 
 def summary_lines(report: MonitorReport) -> list[str]:
-    """Human lines: one per model version, then the decision."""
+    """Human lines: one per model version, one per shadow beside it, then the decision."""
     lines = []
     for version, w in sorted(report.window.items()):
 
@@ -243,6 +317,7 @@ def summary_lines(report: MonitorReport) -> list[str]:
             f"accuracy {show('accuracy')}, prediction PSI {show('prediction_psi')}, "
             f"max feature PSI {show('max_feature_psi')}"
         )
+    lines += [comparison.summary() for comparison in report.champion_challenger]
     if report.retrain:
         lines.append(
             f"retrain: {'; '.join(report.reasons)} -> {report.snapshot_uri} "
