@@ -120,7 +120,7 @@ lint: setup ## ruff check + format check, mypy strict on the service and the pip
 	$(RUN)/mypy libs/churn-contract/src libs/churn-store/src services/churn-api/src workflows/src
 
 .PHONY: test-service
-test-service: setup ## Service tests: real HTTP server, schemathesis, model loading
+test-service: setup $(TOOLS)/checkov/.synced ## Service tests: real HTTP server, schemathesis, model loading
 	$(RUN)/pytest -n 2 services/churn-api/tests libs/churn-store/tests
 
 .PHONY: test-workflows
