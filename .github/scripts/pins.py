@@ -5,7 +5,8 @@ touches exactly one pin. It uses the standard library only (no workspace install
 the release runners) and edits text in place, so comments and layout survive.
 
 Commands:
-1. `set-image`: set the `images:` entry of an overlay's kustomization.yaml to a digest.
+1. `set-image`: set the digest of the `images:` entry of an overlay's kustomization.yaml (the
+   registry is each cluster's, named by the churn-api ApplicationSet).
 2. `set-workflows-image`: set `IMAGE_DIGEST` in workflows/src/churn_workflows/argo.py, the
    constant the pipeline's templates are rendered from.
 3. `promote`: copy a model pin or an image digest from one environment to the next.
@@ -26,6 +27,7 @@ from pathlib import Path
 __all__ = [
     "ENVIRONMENTS",
     "PinError",
+    "check_image",
     "copy_image",
     "copy_model",
     "main",
@@ -114,38 +116,36 @@ def read_image(kustomization: Path, repository: str = IMAGE_NAME) -> tuple[str, 
     return image, digest
 
 
-def set_image(kustomization: Path, image: str, digest: str, repository: str = IMAGE_NAME) -> bool:
-    """Point the `images:` entry for `repository` at `image@digest`; return whether it changed.
-
-    Normally one line changes, `digest:`. `newName:` is written only when the entry does not
-    already resolve to `image` (another registry), and a `newTag:` line is dropped: the digest
-    alone says what runs.
-    """
-    if not DIGEST.match(digest):
-        raise PinError(f"digest must be sha256:<64 lower-case hex>, got {digest!r}")
+def check_image(image: str, repository: str = IMAGE_NAME) -> None:
+    """Refuse an image that is not `registry/<repository>` (what a release built and pushed)."""
     if not re.match(r"^[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+$", image):
         raise PinError(f"image name must be registry/repository, got {image!r}")
     if not _is_repository(image, repository):
         raise PinError(f"image {image!r} is not the {repository} repository")
+
+
+def set_image(kustomization: Path, digest: str, repository: str = IMAGE_NAME) -> bool:
+    """Point the `images:` entry for `repository` at `digest`; return whether it changed.
+
+    One line changes, `digest:`; a `newTag:` line is dropped: the digest alone says what runs.
+    The registry is not written here: each cluster's ApplicationSet names its own (the
+    cluster Secret's account and region), and Argo CD's override keeps this digest.
+    """
+    if not DIGEST.match(digest):
+        raise PinError(f"digest must be sha256:<64 lower-case hex>, got {digest!r}")
     text = kustomization.read_text()
     lines = text.splitlines()
     entry = _images_entry(lines, repository, kustomization)
     pad = " " * entry.indent
-    name = _entry_value(lines, entry, "name")
-    current = _entry_value(lines, entry, "newName") or name
     body: list[str] = []
     for line in lines[entry.start + 1 : entry.end]:
-        key = re.match(r"^\s*(newName|newTag|digest):", line)
+        key = re.match(r"^\s*(newTag|digest):", line)
         if key is None:
             body.append(line)
         elif key.group(1) == "digest":
             body.append(f"{pad}digest: {digest}")
-        elif key.group(1) == "newName":
-            body.append(f"{pad}newName: {image}" if current != image else line)
     if not any(re.match(r"^\s*digest:", line) for line in body):
         body.insert(0, f"{pad}digest: {digest}")
-    if current != image and not any(re.match(r"^\s*newName:", line) for line in body):
-        body.insert(0, f"{pad}newName: {image}")
     out = [*lines[: entry.start + 1], *body, *lines[entry.end :]]
     new_text = "\n".join(out) + "\n"
     if new_text == text:
@@ -240,7 +240,7 @@ def copy_image(root: Path, source: str, target: str) -> dict[str, str]:
     source_file = root / OVERLAYS / source / "kustomization.yaml"
     target_file = root / OVERLAYS / target / "kustomization.yaml"
     image, digest = read_image(source_file)
-    changed = set_image(target_file, image, digest)
+    changed = set_image(target_file, digest)
     return {
         "file": str(target_file.relative_to(root)),
         "source_file": str(source_file.relative_to(root)),
@@ -288,7 +288,9 @@ def _parser() -> argparse.ArgumentParser:
 
     image = sub.add_parser("set-image", help="set an overlay's churn-api image digest")
     image.add_argument("--env", required=True, choices=ENVIRONMENTS)
-    image.add_argument("--image", required=True, help="registry/repository (ECR)")
+    image.add_argument(
+        "--image", required=True, help="registry/repository (ECR) the digest was pushed to"
+    )
     image.add_argument("--digest", required=True, help="sha256:<64 hex>")
 
     workflows = sub.add_parser("set-workflows-image", help="set the pipeline's IMAGE_DIGEST")
@@ -308,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "set-image":
             file = root / OVERLAYS / args.env / "kustomization.yaml"
-            changed = set_image(file, args.image, args.digest)
+            check_image(args.image)
+            changed = set_image(file, args.digest)
             summary = {
                 "file": str(file.relative_to(root)),
                 "image": f"{args.image}@{args.digest}",

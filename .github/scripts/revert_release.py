@@ -98,7 +98,8 @@ def _pin_value(kind: str, text: str | None) -> str | None:
         try:
             if kind == "model":
                 return json.dumps(read_model_pin(path), sort_keys=True)
-            return "@".join(read_image(path))
+            # The digest alone: the entry's name is no pin (it once named the registry too).
+            return read_image(path)[1]
         except PinError:
             return None
 
@@ -111,7 +112,7 @@ def _files(environment: str) -> dict[str, str]:
 def _is_bootstrap(kind: str, value: str) -> bool:
     if kind == "model":
         return bool(json.loads(value)["MODEL_SHA256"] == BOOTSTRAP_SHA256)
-    return value.endswith(BOOTSTRAP_DIGEST)
+    return value == BOOTSTRAP_DIGEST
 
 
 def latest_change(root: Path, environment: str) -> ReleaseChange | None:
@@ -163,8 +164,7 @@ def apply(root: Path, decided: Plan) -> bool:
     path = root / change.file
     if change.kind == "model":
         return _write_model_pin(path, json.loads(change.previous))
-    image, digest = change.previous.split("@", 1)
-    return set_image(path, image, digest)
+    return set_image(path, change.previous)
 
 
 def main(argv: list[str] | None = None) -> int:

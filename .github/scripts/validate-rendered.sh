@@ -7,6 +7,7 @@
 set -euo pipefail
 
 kubectl=.venv/bin/kubectl
+python=.venv/bin/python
 bin=${BIN:-.local/bin}
 out=${OUT:-build/rendered}
 rm -rf "$out"
@@ -24,7 +25,14 @@ done
 for root in "${roots[@]}"; do
   name=${root//\//_}
   echo "::group::$root"
-  "$kubectl" kustomize "$root" > "$out/$name.yaml"
+  env=${root##*/}
+  if [[ $root == platform/apps/* && -d clusters/$env ]]; then
+    # An environment's folder renders as that environment's Application syncs it: with its
+    # kustomize images and patches, filled from the fixture cluster Secret (argocd_tree.py).
+    "$python" platform/tests/argocd_tree.py render "$env" "$root" > "$out/$name.yaml"
+  else
+    "$kubectl" kustomize "$root" > "$out/$name.yaml"
+  fi
   "$bin/kubeconform" -strict -summary -output text \
     -schema-location default \
     -schema-location 'https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json' \

@@ -44,7 +44,6 @@ images:
   - name: busybox
     newTag: "1.36"
   - name: churn-api
-    newName: {ECR}/churn-api
     digest: {DIGEST_A}
 patches:
   - path: model.yaml
@@ -110,54 +109,54 @@ def run_cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_set_image_moves_only_the_churn_api_digest(pins: ModuleType, repo: Path) -> None:
     path = repo / OVERLAYS / "dev" / "kustomization.yaml"
-    assert pins.set_image(path, f"{ECR}/churn-api", DIGEST_B) is True
+    assert pins.set_image(path, DIGEST_B) is True
     after = path.read_text()
-    assert images(path)["churn-api"] == {
-        "name": "churn-api",
-        "newName": f"{ECR}/churn-api",
-        "digest": DIGEST_B,
-    }
+    assert images(path)["churn-api"] == {"name": "churn-api", "digest": DIGEST_B}
     assert images(path)["busybox"] == {"name": "busybox", "newTag": "1.36"}
     assert after.replace(DIGEST_B, DIGEST_A) == KUSTOMIZATION, "only the digest changes"
+    assert ECR not in after, "the registry is each cluster's, never written here"
 
 
 def test_set_image_twice_changes_nothing(pins: ModuleType, repo: Path) -> None:
     path = repo / OVERLAYS / "dev" / "kustomization.yaml"
-    assert pins.set_image(path, f"{ECR}/churn-api", DIGEST_A) is False
+    assert pins.set_image(path, DIGEST_A) is False
     assert path.read_text() == KUSTOMIZATION
 
 
 def test_set_image_replaces_a_tag_by_the_digest(pins: ModuleType, repo: Path) -> None:
     path = repo / OVERLAYS / "dev" / "kustomization.yaml"
     path.write_text(KUSTOMIZATION.replace(f"    digest: {DIGEST_A}\n", "    newTag: latest\n"))
-    pins.set_image(path, f"{ECR}/churn-api", DIGEST_B)
-    assert images(path)["churn-api"] == {
-        "name": "churn-api",
-        "newName": f"{ECR}/churn-api",
-        "digest": DIGEST_B,
-    }
+    pins.set_image(path, DIGEST_B)
+    assert images(path)["churn-api"] == {"name": "churn-api", "digest": DIGEST_B}
 
 
-@pytest.mark.parametrize(
-    ("image", "digest", "message"),
-    [
-        (f"{ECR}/churn-api", "sha256:abc", "digest must be sha256:<64 lower-case hex>"),
-        (f"{ECR}/churn-api", "a" * 64, "digest must be sha256:<64 lower-case hex>"),
-        ("churn-api", DIGEST_B, "image name must be registry/repository"),
-        (f"{ECR}/churn-api:1.0", DIGEST_B, "image name must be registry/repository"),
-        (f"{ECR}/churn-workflows", DIGEST_B, "is not the churn-api repository"),
-    ],
-)
-def test_set_image_refuses_bad_arguments(
-    pins: ModuleType, repo: Path, image: str, digest: str, message: str
+@pytest.mark.parametrize("digest", ["sha256:abc", "a" * 64, "latest"])
+def test_set_image_refuses_a_digest_that_is_not_sha256(
+    pins: ModuleType, repo: Path, digest: str
 ) -> None:
     path = repo / OVERLAYS / "dev" / "kustomization.yaml"
-    with pytest.raises(pins.PinError, match=message):
-        pins.set_image(path, image, digest)
+    with pytest.raises(pins.PinError, match="digest must be sha256:<64 lower-case hex>"):
+        pins.set_image(path, digest)
     assert path.read_text() == KUSTOMIZATION
 
 
-# The overlays' own form: the entry is named after the full ECR image and carries only a digest.
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ("churn-api", "image name must be registry/repository"),
+        (f"{ECR}/churn-api:1.0", "image name must be registry/repository"),
+        (f"{ECR}/churn-workflows", "is not the churn-api repository"),
+    ],
+)
+def test_a_release_image_must_be_the_churn_api_repository(
+    pins: ModuleType, image: str, message: str
+) -> None:
+    with pytest.raises(pins.PinError, match=message):
+        pins.check_image(image)
+
+
+# The overlays' earlier form, still in Git's history the revert reads: the entry was named
+# after the full ECR image.
 NAMED_BY_IMAGE = f"""---
 images:
   # An image promotion is a one-line change of this digest.
@@ -170,29 +169,18 @@ def test_an_entry_named_by_its_image_changes_one_line(pins: ModuleType, tmp_path
     path = tmp_path / "kustomization.yaml"
     path.write_text(NAMED_BY_IMAGE)
     assert pins.read_image(path) == (f"{ECR}/churn-api", DIGEST_A)
-    assert pins.set_image(path, f"{ECR}/churn-api", DIGEST_B) is True
+    assert pins.set_image(path, DIGEST_B) is True
     assert path.read_text() == NAMED_BY_IMAGE.replace(DIGEST_A, DIGEST_B)
-
-
-def test_another_registry_gets_a_new_name(pins: ModuleType, tmp_path: Path) -> None:
-    path = tmp_path / "kustomization.yaml"
-    path.write_text(NAMED_BY_IMAGE)
-    fork = "444455556666.dkr.ecr.us-east-1.amazonaws.com/churn-api"
-    pins.set_image(path, fork, DIGEST_B)
-    assert yaml.safe_load(path.read_text())["images"] == [
-        {"name": f"{ECR}/churn-api", "newName": fork, "digest": DIGEST_B}
-    ]
-    assert pins.read_image(path) == (fork, DIGEST_B)
 
 
 def test_set_image_names_a_missing_entry(pins: ModuleType, repo: Path) -> None:
     path = repo / OVERLAYS / "dev" / "kustomization.yaml"
     path.write_text(KUSTOMIZATION.replace("name: churn-api", "name: other"))
     with pytest.raises(pins.PinError, match="no `images:` entry for churn-api"):
-        pins.set_image(path, f"{ECR}/churn-api", DIGEST_B)
+        pins.set_image(path, DIGEST_B)
     path.write_text("---\nresources: []\n")
     with pytest.raises(pins.PinError, match="no top-level `images:` list"):
-        pins.set_image(path, f"{ECR}/churn-api", DIGEST_B)
+        pins.set_image(path, DIGEST_B)
 
 
 def test_set_image_cli_writes_step_outputs(repo: Path, tmp_path: Path) -> None:
@@ -213,6 +201,14 @@ def test_cli_bad_digest_exits_2_naming_the_problem(repo: Path) -> None:
     result = run_cli(repo, *args)
     assert result.returncode == 2
     assert "digest must be sha256:<64 lower-case hex>, got 'latest'" in result.stderr
+
+
+def test_cli_another_repositorys_image_exits_2_and_changes_nothing(repo: Path) -> None:
+    args = ["set-image", "--env", "dev", "--image", f"{ECR}/churn-workflows", "--digest", DIGEST_B]
+    result = run_cli(repo, *args)
+    assert result.returncode == 2
+    assert "is not the churn-api repository" in result.stderr
+    assert (repo / OVERLAYS / "dev" / "kustomization.yaml").read_text() == KUSTOMIZATION
 
 
 # ----------------------------------------------------------------------------- promote
@@ -275,7 +271,7 @@ def test_promote_model_refuses_a_malformed_pin(pins: ModuleType, repo: Path) -> 
 
 def test_promote_image_copies_the_digest(pins: ModuleType, repo: Path) -> None:
     dev = repo / OVERLAYS / "dev" / "kustomization.yaml"
-    pins.set_image(dev, f"{ECR}/churn-api", DIGEST_B)
+    pins.set_image(dev, DIGEST_B)
     summary = pins.copy_image(repo, "dev", "staging")
     assert images(repo / OVERLAYS / "staging" / "kustomization.yaml")["churn-api"]["digest"] == (
         DIGEST_B
@@ -283,7 +279,7 @@ def test_promote_image_copies_the_digest(pins: ModuleType, repo: Path) -> None:
     assert summary == {
         "file": f"{OVERLAYS}/staging/kustomization.yaml",
         "source_file": f"{OVERLAYS}/dev/kustomization.yaml",
-        "image": f"{ECR}/churn-api@{DIGEST_B}",
+        "image": f"churn-api@{DIGEST_B}",
         "digest": DIGEST_B,
         "changed": "true",
     }
@@ -359,8 +355,8 @@ def test_the_real_model_pins_have_the_format_promote_edits(pins: ModuleType, env
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_the_real_overlays_pin_churn_api_by_digest(pins: ModuleType, env: str) -> None:
-    new_name, digest = pins.read_image(ROOT / OVERLAYS / env / "kustomization.yaml")
-    assert new_name.endswith("/churn-api")
+    name, digest = pins.read_image(ROOT / OVERLAYS / env / "kustomization.yaml")
+    assert name == "churn-api", "the registry is each cluster's (the ApplicationSet's)"
     assert digest.startswith("sha256:")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = json.loads((ROOT / "renovate.json").read_text())
@@ -164,10 +165,18 @@ def test_other_packages_are_not_in_the_argo_group(name: str) -> None:
 
 
 def test_our_own_images_are_left_to_the_release_workflows() -> None:
-    ecr = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/churn-api"
+    # The names churn-api's overlays pin, and any account's ECR form of ours.
+    overlays = ROOT / "platform" / "apps" / "churn-api" / "overlays"
+    pinned = {
+        image["name"]
+        for kustomization in overlays.glob("*/kustomization.yaml")
+        for image in yaml.safe_load(kustomization.read_text(encoding="utf-8"))["images"]
+    }
+    assert pinned == {"churn-api"}
+    ecr = "444455556666.dkr.ecr.us-east-1.amazonaws.com"
     disabled = [r for r in rules() if r.get("enabled") is False]
-    assert any(package_name_matches(r["matchPackageNames"], ecr) for r in disabled)
-    assert any(package_name_matches(r["matchPackageNames"], "churn-workflows") for r in disabled)
+    for name in [*pinned, f"{ecr}/churn-api", f"{ecr}/churn-workflows", "churn-workflows"]:
+        assert any(package_name_matches(r["matchPackageNames"], name) for r in disabled), name
 
 
 def test_automerge_only_for_patch_updates_of_dev_tools() -> None:

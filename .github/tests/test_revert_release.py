@@ -16,7 +16,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAY = Path("platform/apps/churn-api/overlays/dev")
-IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/churn-api"
 ABORTED_AT = "2026-05-04T12:00:00+00:00"
 
 
@@ -78,7 +77,7 @@ class Repo:
         return self.commit(f"model {version}", when)
 
     def set_digest(self, digest: str, when: str) -> str:
-        self.pins.set_image(self.path / OVERLAY / "kustomization.yaml", IMAGE, digest)
+        self.pins.set_image(self.path / OVERLAY / "kustomization.yaml", digest)
         return self.commit(f"image {digest[:15]}", when)
 
     def diff(self) -> list[str]:
@@ -147,6 +146,27 @@ def test_commits_that_touch_the_files_without_changing_a_pin_are_skipped(repo: R
     decided = _plan(repo)
     assert decided.change is not None
     assert decided.change.commit == bad
+
+
+def test_renaming_the_image_entry_is_no_release(repo: Repo) -> None:
+    """The entry was once named after the dev account's ECR image; the commit that named it
+    `churn-api` moved no digest, so the release before it is the one to put back."""
+    kustomization = repo.path / OVERLAY / "kustomization.yaml"
+    neutral = kustomization.read_text()
+    earlier = "  - name: 111122223333.dkr.ecr.eu-west-1.amazonaws.com/churn-api\n"
+    kustomization.write_text(neutral.replace("  - name: churn-api\n", earlier))
+    repo.set_digest("sha256:" + "1" * 64, "2026-05-02T09:00:00+00:00")
+    bad = repo.set_digest("sha256:" + "2" * 64, "2026-05-03T09:00:00+00:00")
+    kustomization.write_text(kustomization.read_text().replace(earlier, "  - name: churn-api\n"))
+    repo.commit("name the image by its repository", "2026-05-04T11:00:00+00:00")
+    decided = _plan(repo)
+    assert decided.change is not None
+    assert decided.change.commit == bad
+    assert revert.apply(repo.path, decided) is True
+    assert repo.diff() == [
+        f"-    digest: sha256:{'2' * 64}",
+        f"+    digest: sha256:{'1' * 64}",
+    ]
 
 
 def test_the_command_line_writes_the_step_outputs(repo: Repo, tmp_path: Path) -> None:

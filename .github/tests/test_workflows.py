@@ -480,6 +480,13 @@ def test_validate_rendered_checks_every_environment(tmp_path: Path) -> None:
             assert any(c.startswith("kubeconform -strict") and str(rendered) in c for c in calls)
             apply = f"kyverno apply {out}/policies.yaml --resource {rendered} --remove-color"
             assert apply in calls
+        # As Argo CD renders it: the cluster's registry (the ApplicationSet's override), which
+        # the Kyverno policies check, on the overlay's digest.
+        churn_api = (out / f"platform_apps_churn-api_overlays_{env}.yaml").read_text()
+        images = set(re.findall(r"image: (\S*churn-api\S*)", churn_api))
+        ecr = r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/churn-api@sha256:[0-9a-f]{64}"
+        assert images, f"{env}: churn-api renders no image"
+        assert all(re.fullmatch(ecr, image) for image in images), images
     policies = [d for d in yaml.safe_load_all((out / "policies.yaml").read_text()) if d]
     assert {d["kind"] for d in policies} & {"ValidatingPolicy", "ClusterPolicy"}
     assert "Test" not in {d["kind"] for d in policies}, "test fixtures must not be applied"

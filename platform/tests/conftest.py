@@ -15,6 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+# --import-mode=importlib leaves this folder off sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
+import argocd_tree
+
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "staging", "prod")
 # What Argo CD syncs from this repository; a broken copy needs all of it.
@@ -61,11 +65,14 @@ def render(kubectl: str, directory: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def overlays(kubectl: str) -> dict[str, list[dict[str, Any]]]:
-    """churn-api rendered once per environment."""
-    base = ROOT / "platform/apps/churn-api/overlays"
+def overlays() -> dict[str, list[dict[str, Any]]]:
+    """churn-api rendered once per environment as Argo CD renders it: the overlay with the
+    ApplicationSet's kustomize images and patches, filled from the fixture cluster Secret."""
     with ThreadPoolExecutor(max_workers=3) as pool:
-        docs = pool.map(lambda env: render(kubectl, base / env), ENVIRONMENTS)
+        docs = pool.map(
+            lambda env: argocd_tree.render_path(env, f"platform/apps/churn-api/overlays/{env}"),
+            ENVIRONMENTS,
+        )
     return dict(zip(ENVIRONMENTS, docs, strict=True))
 
 

@@ -14,7 +14,9 @@ set -euo pipefail
 
 KIND_CLUSTER="${KIND_CLUSTER:-kind}"
 REGISTRY_PORT="${REGISTRY_PORT:-5001}"
-ECR="111122223333.dkr.ecr.eu-west-1.amazonaws.com"
+# The registry churn-api's ApplicationSet names from the cluster Secret applied below.
+ECR="$(yq '.metadata.annotations | .aws_account_id + ".dkr.ecr." + .aws_region + ".amazonaws.com"' \
+  platform/tests/fixtures/cluster-secrets/dev.yaml)"
 export REPO_URL="git://git.e2e-git.svc.cluster.local/churn-platform.git"
 WORK="build/e2e"
 COPY="$WORK/repo"

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+# --import-mode=importlib leaves this folder off sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
+from argocd_tree import cluster_params
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -224,11 +229,13 @@ def test_each_overlay_pins_its_own_model_and_an_image_digest(
     assert pin["MODEL_URI"].startswith(f"s3://churn-{env}-models/churn-model/sha256/")
     assert re.fullmatch(r"[0-9a-f]{64}", pin["MODEL_SHA256"])
     assert pin["MODEL_URI"].endswith(f"{pin['MODEL_SHA256']}.onnx")
-    assert re.search(r"@sha256:[0-9a-f]{64}$", container["image"])
+    # The registry and the role are the cluster's (its Secret), the digest the overlay's.
+    facts = cluster_params(env)["metadata"]["annotations"]
+    registry = f"{facts['aws_account_id']}.dkr.ecr.{facts['aws_region']}.amazonaws.com"
+    pinned = rf"{re.escape(registry)}/churn-api@sha256:[0-9a-f]{{64}}"
+    assert re.fullmatch(pinned, container["image"]), container["image"]
     account = one(overlays[env], "ServiceAccount")["metadata"]["annotations"]
-    assert account["eks.amazonaws.com/role-arn"] == (
-        f"arn:aws:iam::111122223333:role/churn-{env}-churn-api"
-    )
+    assert account["eks.amazonaws.com/role-arn"] == facts["churn_api_iam_role_arn"]
 
 
 def test_servicemonitor_keeps_the_pod_template_hash(overlays: dict[str, list[Doc]]) -> None:

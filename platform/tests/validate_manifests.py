@@ -403,15 +403,20 @@ class Validator:
         return self._rendered[directory]
 
     def render_patched(
-        self, directory: Path, patches: list[dict[str, Any]], file: str, field_: str
+        self, directory: Path, options: dict[str, Any], file: str, field_: str
     ) -> list[dict[str, Any]] | None:
-        """The kustomization at ``directory`` with an Application's kustomize patches."""
-        if not patches:
+        """The kustomization at ``directory`` with an Application's kustomize options (images
+        and patches, applied as Argo CD applies them: argocd_tree.py)."""
+        if not options:
             return self.render(directory)
+        unknown = sorted(set(options) - argocd_tree.KUSTOMIZE_OPTIONS)
+        if unknown:
+            self.add(file, field_, f"kustomize options the validator cannot apply: {unknown}")
+            return None
         try:
-            return argocd_tree.kustomize(directory, patches)
-        except AssertionError as exc:
-            self.add(file, field_, f"kustomize build with the Application's patches failed: {exc}")
+            return argocd_tree.kustomize(directory, options.get("patches"), options.get("images"))
+        except (AssertionError, argocd_tree.TemplateError) as exc:
+            self.add(file, field_, f"kustomize build with the Application's options failed: {exc}")
             return None
 
     # ------------------------------------------------------------------ Argo CD sources
@@ -443,8 +448,9 @@ class Validator:
 
     def follow(
         self, doc: dict[str, Any], origin: Path, env: str, seen: set[Path]
-    ) -> list[tuple[Path, str, str, list[dict[str, Any]]]]:
-        """Check one Application/ApplicationSet; return (Git path, file, field) it syncs."""
+    ) -> list[tuple[Path, str, str, dict[str, Any]]]:
+        """Check one Application/ApplicationSet; return (Git path, file, field, kustomize
+        options) of each path it syncs."""
         file = self.index.locate(doc, origin, ["spec"])
         spec = doc.get("spec") or {}
         template_spec = (
@@ -459,7 +465,7 @@ class Validator:
             self.add(file, project_field, "must name an AppProject other than `default`")
         sources = list(self._sources(doc, env))
         refs = {s.get("ref") for _, s in sources if s.get("ref")}
-        paths: list[tuple[Path, str, str, list[dict[str, Any]]]] = []
+        paths: list[tuple[Path, str, str, dict[str, Any]]] = []
         if isinstance(template_spec, dict) and doc["kind"] == "ApplicationSet":
             filled = self._substitute(template_spec, env)
             if "__template_error__" in filled:
@@ -484,9 +490,9 @@ class Validator:
                     self.add(file, f"{where}.path", f"source path {source['path']} does not exist")
                     continue
                 if target not in seen:
-                    # Argo CD adds the Application's own kustomize patches to the build.
-                    patches = list((source.get("kustomize") or {}).get("patches") or [])
-                    paths.append((target, file, f"{where}.path", patches))
+                    # Argo CD adds the Application's own kustomize images and patches.
+                    options = {k: v for k, v in (source.get("kustomize") or {}).items() if v}
+                    paths.append((target, file, f"{where}.path", options))
             elif not source.get("ref"):
                 self.add(file, where, "a source needs a chart, a path or a ref")
         return paths
@@ -600,16 +606,14 @@ class Validator:
             env = EnvReport(name)
             self.report.environments[name] = env
             start = (envs_dir / name).resolve()
-            queue: list[tuple[Path, str, str, list[dict[str, Any]]]] = [
-                (start, self.rel(start), "-", [])
-            ]
+            queue: list[tuple[Path, str, str, dict[str, Any]]] = [(start, self.rel(start), "-", {})]
             seen: set[Path] = set()
             while queue:
-                directory, source_file, source_field, patches = queue.pop(0)
+                directory, source_file, source_field, options = queue.pop(0)
                 if directory in seen:
                     continue
                 seen.add(directory)
-                docs = self.render_patched(directory, patches, source_file, source_field)
+                docs = self.render_patched(directory, options, source_file, source_field)
                 if docs == []:
                     self.add(
                         source_file, source_field, f"{self.rel(directory)} renders no resources"

@@ -384,7 +384,9 @@ def image_override(image: str) -> str:
 
     kustomization = yaml.safe_load((OVERLAY / "kustomization.yaml").read_text(encoding="utf-8"))
     names = [
-        i["name"] for i in kustomization.get("images") or [] if i["name"].endswith("/churn-api")
+        i["name"]
+        for i in kustomization.get("images") or []
+        if i["name"].rsplit("/", 1)[-1] == "churn-api"
     ]
     if len(names) != 1:
         raise SandboxError(f"expected one churn-api image in {OVERLAY}, found {names}")

@@ -13,6 +13,7 @@ Steps:
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,6 +22,11 @@ from typing import Any
 import pytest
 import yaml
 from tofu_hcl import ENVIRONMENTS, INFRA, REPO, load_config, load_hcl
+
+sys.path.insert(0, str(REPO / "platform" / "tests"))
+
+# What Argo CD renders, offline (platform/tests).
+import argocd_tree
 
 MANIFEST_DIRS = (REPO / "platform", REPO / "clusters")
 ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/churn-(dev|staging|prod|ENV)-([a-z0-9-]+)")
@@ -228,6 +234,29 @@ def test_role_trusts_the_namespace_its_service_account_lives_in() -> None:
                     problems.append(
                         f"{_where(path)}: the chart deploys to {namespace},"
                         f" the role trusts {wanted}/{suffix}"
+                    )
+    # The ServiceAccounts an ApplicationSet annotates from the cluster Secret's
+    # `<serviceaccount>_iam_role_arn`, as Argo CD renders them for dev.
+    facts = argocd_tree.cluster_params("dev")["metadata"]["annotations"]
+    by_role = {
+        facts[key]: suffix
+        for suffix in namespaces
+        if (key := f"{suffix.replace('-', '_')}_iam_role_arn") in facts
+    }
+    for app in argocd_tree.generated_apps("dev"):
+        for source in app.sources:
+            for doc in argocd_tree.render_source(source):
+                meta = doc.get("metadata") or {}
+                role = (meta.get("annotations") or {}).get("eks.amazonaws.com/role-arn")
+                if doc.get("kind") != "ServiceAccount" or role not in by_role:
+                    continue
+                checked += 1
+                suffix = by_role[role]
+                namespace = meta.get("namespace") or app.spec["destination"].get("namespace")
+                if (namespace, meta.get("name")) != (namespaces[suffix], suffix):
+                    problems.append(
+                        f"{app.name}: ServiceAccount {namespace}/{meta.get('name')}"
+                        f" carries the role of {namespaces[suffix]}/{suffix}"
                     )
     assert checked > 0, "found no ServiceAccount or chart values carrying a role"
     assert problems == []

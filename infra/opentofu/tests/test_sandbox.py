@@ -459,7 +459,7 @@ def test_template_actions_with_quotes_come_through_as_written(sandbox: ModuleTyp
 def test_the_sandboxs_own_image_replaces_devs_everywhere_churn_api_runs(
     sandbox: ModuleType, tmp_path: Path
 ) -> None:
-    """dev's overlay names an image in dev's account; the sandbox serves the one it pushed.
+    """dev's overlay pins a digest in dev's account; the sandbox serves the one it pushed.
     Argo CD applies `kustomize.images` as `kustomize edit set image` does: here a kustomization
     on top of the overlay with the same override."""
     text = sandbox.template_patch(_applicationset(), _pin(sandbox), SANDBOX_IMAGE)

@@ -9,8 +9,9 @@ substituted in the copy only, each in the layer a cluster would use:
    its policies, the rules, churn-api) beside Argo CD and its projects: the AWS add-ons have no
    AWS here;
 3. clusters/dev/values/<app>.yaml, the cluster layer of values, takes the e2e values;
-4. the dev overlay gets the churn-api image digest pushed to the local registry (which kind
-   mirrors for the ECR name), the in-cluster S3 endpoint, the notification service pointed at
+4. the dev overlay gets the churn-api image digest pushed to the local registry (kind mirrors
+   it for the ECR name the ApplicationSet builds from the fixture cluster Secret), the
+   in-cluster S3 endpoint, the notification service pointed at
    the dispatch recorder instead of GitHub, a short progress deadline, and no ExternalSecret
    (the recorder needs no token; monitoring/ drops its receivers' one too: no AWS here);
 5. dev's Kyverno policies deny, as staging and prod do, in the application namespaces, and
@@ -38,7 +39,6 @@ E2E: Final = Path(__file__).resolve().parent
 ORIGIN: Final = "https://github.com/example-org/churn-platform.git"
 COPIED: Final = ("platform", "clusters", "policies", "monitoring", "workflows/manifests")
 OVERLAY: Final = Path("platform/apps/churn-api/overlays/dev")
-IMAGE: Final = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/churn-api"
 # What the release path needs, in the order clusters/dev lists them.
 KEPT_APPS: Final = (
     "argo-rollouts",
@@ -159,7 +159,7 @@ def _kind_patches(s3_endpoint: str, dispatch_url: str) -> list[dict[str, object]
 
 def _adapt_dev_overlay(dest: Path, digest: str, s3_endpoint: str, dispatch_url: str) -> None:
     overlay = dest / OVERLAY
-    _pins().set_image(overlay / "kustomization.yaml", IMAGE, digest)
+    _pins().set_image(overlay / "kustomization.yaml", digest)
     kustomization = overlay / "kustomization.yaml"
     document = yaml.safe_load(kustomization.read_text())
     document["patches"] = [*document.get("patches", []), *_kind_patches(s3_endpoint, dispatch_url)]

@@ -74,7 +74,8 @@ def test_dev_churn_api_runs_the_pushed_digest_against_kinds_s3_and_recorder(
     docs = _render(kubectl, copy / prepare_repo.OVERLAY)
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == f"{prepare_repo.IMAGE}@{DIGEST}"
+    # The overlay pins the digest; kind's Argo CD adds the registry (the ApplicationSet's).
+    assert container["image"] == f"churn-api@{DIGEST}"
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["AWS_ENDPOINT_URL_S3"] == S3
     assert {"MODEL_URI", "MODEL_SHA256", "MODEL_VERSION"} <= set(env)
