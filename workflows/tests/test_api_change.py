@@ -68,7 +68,9 @@ def test_a_model_with_another_contract_is_promoted_as_a_breaking_api_change(
     )
     assert second.evaluation is not None
     assert second.evaluation.note is not None
-    assert "another feature contract" in second.evaluation.note
+    assert second.evaluation.note.startswith("serving model uses contract `")
+    assert second.evaluation.note.endswith("`: compared on floors only")
+    assert second.evaluation.comparison is None
     assert second.promotion is not None
     message = git(gitops, "log", "-1", "--format=%B", second.promotion.branch)
     title, _, body = message.partition("\n\n")
@@ -76,4 +78,5 @@ def test_a_model_with_another_contract_is_promoted_as_a_breaking_api_change(
     assert "### API: BREAKING API CHANGE" in body
     assert "| `support_tickets` | removed | int [0, 100] | - |" in body
     assert "| `paperless_billing` |" not in body  # the same field on both sides
+    assert second.evaluation.note in body  # the gate's "compared on floors only" reaches the PR
     assert len(versions()) == 2

@@ -9,14 +9,19 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import msgspec
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
+from churn_contract import CONTRACT_METADATA_KEY, builtin_contract
 from churn_workflows import PipelineError
+from churn_workflows.lineage import contract_sha256
 from churn_workflows.pin import BOOTSTRAP_SHA256, Pin, pin_path
 from churn_workflows.steps.evaluate import (
     GateConfig,
     comparison_reasons,
+    contract_digest,
     evaluate,
     floor_reasons,
     main,
@@ -206,6 +211,65 @@ def test_a_better_candidate_passes_with_the_evidence_table(
     assert re.search(r"\| roc_auc\[contract_type=two-year\] \(n = \d+\) \| 0\.\d{4} \|", table)
     assert "data sha256 `" + "d" * 64 in table
     assert "reference sha256 `" + "e" * 64 in table
+
+
+def test_a_serving_model_under_another_contract_is_gated_on_the_floors_alone(
+    tmp_path: Path, artifacts: dict[str, bytes], frame: pd.DataFrame
+) -> None:
+    holdout = split(frame).holdout
+    serving = _published(tmp_path, artifacts["good"])
+    # The same model again: compared with itself it is a tie, which never promotes.
+    same = stamp(artifacts["good"], {"churn.threshold": "0.36"})
+    tie = evaluate(same, holdout, running_pin=serving, gate=GateConfig())
+    assert tie.note is None
+    assert tie.comparison is not None
+    assert tie.serving_contract_sha256 == tie.candidate_contract_sha256 == contract_sha256()
+    assert not tie.passed
+    assert any("ROC AUC gain over serving version" in r for r in tie.reasons), tie.reasons
+    # Under a changed contract the serving model is not scored: the floors decide, and say so.
+    changed = msgspec.structs.replace(builtin_contract(), name="churn-next")
+    candidate = stamp(artifacts["good"], {"churn.threshold": "0.36"}, changed)
+    floors = evaluate(candidate, holdout, running_pin=serving, gate=GateConfig())
+    assert floors.passed, floors.reasons
+    assert floors.comparison is None
+    assert floors.running is None
+    assert (floors.serving_contract_sha256, floors.candidate_contract_sha256) == (
+        contract_sha256(),
+        contract_sha256(changed),
+    )
+    message = (
+        f"serving model uses contract `{contract_sha256()[:12]}`, candidate "
+        f"`{contract_sha256(changed)[:12]}`: compared on floors only"
+    )
+    assert floors.note == message
+    assert message in floors.to_markdown()
+    assert floors.to_dict()["serving_contract_sha256"] == contract_sha256()
+    # The floors still refuse what they refuse.
+    strict = evaluate(candidate, holdout, running_pin=serving, gate=GateConfig(min_roc_auc=0.99))
+    assert [r for r in strict.reasons if "ROC AUC" in r] == [
+        f"ROC AUC {strict.candidate['roc_auc']:.4f} below the floor 0.99"
+    ]
+
+
+def test_a_serving_model_that_embeds_no_contract_is_gated_on_the_floors_alone(
+    tmp_path: Path, artifacts: dict[str, bytes], frame: pd.DataFrame
+) -> None:
+    model = onnx.load_from_string(artifacts["weak"])
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key != CONTRACT_METADATA_KEY]
+    del model.metadata_props[:]
+    for key, value in kept:
+        model.metadata_props.add(key=key, value=value)
+    bare = model.SerializeToString()
+    assert contract_digest(bare) is None
+    result = evaluate(
+        artifacts["good"],
+        split(frame).holdout,
+        running_pin=_published(tmp_path, bare),
+        gate=GateConfig(),
+    )
+    assert result.passed, result.reasons
+    assert result.note is not None
+    assert result.note.startswith("serving model uses contract `none embedded`, candidate `")
 
 
 class _FakeServing(http.server.BaseHTTPRequestHandler):

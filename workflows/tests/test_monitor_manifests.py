@@ -1,4 +1,4 @@
-"""The rendered churn-monitor, its CronWorkflows and churn-outcomes: valid, wired for the loop."""
+"""Rendered churn-monitor, its CronWorkflow, churn-outcomes, churn-promote: wired for the loop."""
 
 from __future__ import annotations
 
@@ -68,3 +68,25 @@ def test_the_daily_monitor_runs_the_monitor_template() -> None:
     assert spec["workflowTemplateRef"] == {"name": "churn-monitor"}
     assert spec["arguments"]["parameters"] == [{"name": "environment", "value": "dev"}]
     assert spec["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_promotion_reads_the_store_when_its_secret_exists_and_passes_the_pin_choice() -> None:
+    """churn-train's promote is churn-promote's: the live shadow evidence needs the store."""
+    spec = yaml.safe_load(render()["churn-promote.yaml"])["spec"]
+    templates = {t["name"]: t for t in spec["templates"]}
+    promote = templates["promote"]["container"]
+    store = next(e for e in promote["env"] if e["name"] == "CHURN_CAPTURE_URL")
+    # Optional: without the Secret the pod starts, and the PR says there is no live evidence.
+    assert store["valueFrom"]["secretKeyRef"] == {
+        "key": "url",
+        "name": "churn-predictions-db",
+        "optional": True,
+    }
+    assert "{{inputs.parameters.pin-as}}" in promote["args"]
+    train = yaml.safe_load(render()["churn-train.yaml"])["spec"]
+    (pin_as,) = (p for p in train["arguments"]["parameters"] if p["name"] == "pin-as")
+    assert (pin_as["value"], pin_as["enum"]) == ("model", ["model", "shadow"])
+    (dag,) = (t["dag"] for t in train["templates"] if "dag" in t)
+    tasks = {t["name"]: t for t in dag["tasks"]}
+    passed = {p["name"]: p["value"] for p in tasks["promote"]["arguments"]["parameters"]}
+    assert passed["pin-as"] == "{{workflow.parameters.pin-as}}"

@@ -13,8 +13,10 @@ import base64
 import hashlib
 import json
 import re
+import sys
 import threading
 from collections.abc import Iterator
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import jwt
 import pytest
+from churn_store.prediction_store import open_store
 from churn_workflows import PipelineError
+from churn_workflows.champion_challenger import ChampionChallenger
 from churn_workflows.pin import (
     ENVIRONMENTS,
     PIN_KINDS,
@@ -43,6 +47,9 @@ from churn_workflows.steps.promote import (
 )
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "libs" / "churn-store" / "tests"))
+from store_testing import postgres_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PIN = Pin("s3://churn-dev-models/churn-model/sha256/" + "b" * 64 + ".onnx", "b" * 64, "4")
@@ -461,3 +468,104 @@ def test_command_promotes_locally(gitops: Path, capsys: pytest.CaptureFixture[st
     ]
     assert main(bad) == 1
     assert "MODEL_SHA256 must be 64 lower-case hex digits" in capsys.readouterr().err
+
+
+def _shadow_evidence(url: str, shadow_version: str = "4") -> ChampionChallenger:
+    """churn-monitor's numbers for ``shadow_version`` beside serving version 3, in the store."""
+    found = ChampionChallenger(
+        computed_on=date(2026, 11, 30),
+        serving_version="3",
+        shadow_version=shadow_version,
+        labelled=1500,
+        first_day=date(2026, 11, 2),
+        last_day=date(2026, 11, 29),
+        days=28,
+        serving={"roc_auc": 0.8, "pr_auc": 0.55, "brier": 0.15},
+        shadow={"roc_auc": 0.82, "pr_auc": 0.58, "brier": 0.14},
+        gain={"delta": 0.02, "low": 0.005, "high": 0.035},
+    )
+    store = open_store(url)
+    store.migrate()
+    store.write_monitor_results(found.to_results())
+    store.close()
+    return found
+
+
+def _pin_shadow(gitops: Path, pin: Pin) -> None:
+    (gitops / pin_path("dev", "shadow")).write_text(render_shadow_pin(pin))
+    run_git(gitops, "commit", "--quiet", "-am", f"shadow version {pin.version}")
+
+
+def _body(gitops: Path, branch: str) -> str:
+    return run_git(gitops, "log", "-1", "--format=%B", branch).partition("\n\n")[2]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'predictions.db'}"
+        return
+    with postgres_database("promote") as url:
+        yield url
+
+
+def test_promoting_the_current_shadow_carries_its_live_evidence(
+    gitops: Path, store_url: str
+) -> None:
+    _pin_shadow(gitops, PIN)
+    _shadow_evidence(store_url)
+    result = promote("dev", PIN, "gate evidence", repo=gitops, store_url=store_url)
+    body = _body(gitops, result.branch)
+    assert body.startswith("gate evidence\n\n### Live shadow evidence\n")
+    assert (
+        "Version 4 as the shadow beside serving version 3: n = 1500 labelled live predictions "
+        "scored by both, 28 day(s) from 2026-11-02 to 2026-11-29 (churn-monitor, 2026-11-30)."
+    ) in body
+    assert "| roc_auc | 0.8000 | 0.8200 | +0.0200 [+0.0050, +0.0350] |" in body
+    assert "| pr_auc | 0.5500 | 0.5800 | |" in body
+    assert "| brier | 0.1500 | 0.1400 | |" in body
+
+
+def test_a_shadow_pull_request_through_github_carries_the_evidence_too(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    github.branches["main"][pin_path("dev", "shadow")] = render_shadow_pin(PIN)
+    _shadow_evidence(url)
+    promote("dev", PIN, "gate evidence", store_url=url)
+    (pull,) = github.pulls
+    assert pull["title"] == "Promote churn-model version 4 to dev"
+    assert "### Live shadow evidence" in pull["body"]
+    assert "| roc_auc | 0.8000 | 0.8200 | +0.0200 [+0.0050, +0.0350] |" in pull["body"]
+
+
+def test_without_evidence_the_body_says_so_in_one_line_and_the_promotion_goes_on(
+    gitops: Path, tmp_path: Path
+) -> None:
+    _pin_shadow(gitops, PIN)
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    _shadow_evidence(empty, shadow_version="9")  # another shadow's numbers are not evidence
+    cases = {
+        None: "No live shadow evidence: no prediction store configured.",
+        empty: "No live shadow evidence: churn-monitor has no labelled predictions scored by "
+        "version 4 as the shadow.",
+        "postgresql://churn:secret@127.0.0.1:1/none": "No live shadow evidence: the prediction "
+        "store could not be read (",
+    }
+    for url, line in cases.items():
+        result = promote("dev", PIN, "gate evidence", repo=gitops, store_url=url)
+        assert result.kind == "local-branch"
+        body = _body(gitops, result.branch)
+        assert body.startswith(f"gate evidence\n\n{line}"), body
+        assert len(body.splitlines()) == 3, body
+        assert "secret" not in body
+        run_git(gitops, "branch", "-D", result.branch)
+
+
+def test_a_candidate_that_is_not_the_shadow_has_no_shadow_section(
+    gitops: Path, tmp_path: Path
+) -> None:
+    other = Pin(PIN.uri.replace("b" * 64, "c" * 64), "c" * 64, "5")
+    _pin_shadow(gitops, other)
+    result = promote("dev", PIN, "gate evidence", repo=gitops, store_url=None)
+    assert _body(gitops, result.branch) == "gate evidence"

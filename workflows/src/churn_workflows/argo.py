@@ -21,11 +21,13 @@ __all__ = [
     "MLFLOW_URI",
     "NAMESPACE",
     "SERVICE_ACCOUNT",
+    "STORE_SECRET",
     "WORK",
     "github_env",
     "pod_security_context",
     "retry",
     "step",
+    "store_env",
     "workflow_settings",
 ]
 
@@ -123,6 +125,23 @@ def github_env() -> list[Env | SecretEnv]:
         "GITHUB_REPOSITORY": "repository",
     }
     return [SecretEnv(name=env, secret_name=secret, secret_key=key) for env, key in keys.items()]
+
+
+# The prediction store's URL (key "url"), made in churn-training from the environment's database.
+STORE_SECRET: Final = "churn-predictions-db"  # noqa: S105 - a Secret's name, not a secret
+
+
+def store_env(*, optional: bool = False) -> list[Env | SecretEnv]:
+    """``CHURN_CAPTURE_URL`` from the prediction store's Secret; ``optional`` for a step that
+    goes on without the store (its pod then starts with the variable unset)."""
+    return [
+        SecretEnv(
+            name="CHURN_CAPTURE_URL",
+            secret_name=STORE_SECRET,
+            secret_key="url",  # noqa: S106 - a key's name, not a secret
+            optional=optional or None,
+        )
+    ]
 
 
 def workflow_settings() -> dict[str, object]:

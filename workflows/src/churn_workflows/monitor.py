@@ -22,7 +22,6 @@ from hera.workflows import (
     CronWorkflow,
     Parameter,
     Resource,
-    SecretEnv,
     WorkflowTemplate,
 )
 from hera.workflows import models as m
@@ -31,12 +30,11 @@ from churn_workflows import argo
 from churn_workflows.pin import ENVIRONMENTS
 from churn_workflows.steps.monitor import MonitorConfig
 
-__all__ = ["STORE_SECRET", "build", "cron", "outcomes"]
+__all__ = ["build", "cron", "outcomes"]
 
 W = argo.WORK
 ENV = "{{workflow.parameters.environment}}"
 _SUBMITTED = ("environment", "snapshot", "snapshot-sha256", "reason")
-STORE_SECRET = "churn-predictions-db"  # noqa: S105 - a Secret's name, not a secret
 
 
 def _param(name: str) -> str:
@@ -49,10 +47,6 @@ def _monitor_output(name: str) -> str:
 
 def _input(name: str) -> str:
     return "{{inputs.parameters.%s}}" % name  # noqa: UP031 - Argo's braces
-
-
-def _store_env() -> list[object]:
-    return [SecretEnv(name="CHURN_CAPTURE_URL", secret_name=STORE_SECRET, secret_key="url")]  # noqa: S106
 
 
 def _environment() -> Parameter:
@@ -110,7 +104,7 @@ def build() -> WorkflowTemplate:
                 for n in ("retrain", "reason", "snapshot", "snapshot-sha256")
             ],
             memory="2Gi",
-            env=_store_env(),  # type: ignore[arg-type]
+            env=argo.store_env(),
         )
         workflow = {
             "apiVersion": "argoproj.io/v1alpha1",
@@ -208,7 +202,7 @@ def outcomes() -> WorkflowTemplate:
                 Parameter(name="report", value_from=m.ValueFrom(path=f"{W}/outcomes/outcomes.json"))
             ],
             memory="1Gi",
-            env=_store_env(),  # type: ignore[arg-type]
+            env=argo.store_env(),
         )
         with DAG(name="load"):
             load(name="load-outcomes")

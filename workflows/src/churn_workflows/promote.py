@@ -6,7 +6,9 @@ The pin is ``model.yaml`` (what serves) or, with ``pin-as`` = ``shadow``,
 ``churn-train`` calls its ``promote`` template after a passed gate; it can also
 be submitted alone from the Argo Workflows UI to promote a registered version
 to another environment (dev's model to staging, say). The pod reads the GitHub
-App's credentials and the repository from the Secret ``churn-workflows-github``. Rendered by
+App's credentials and the repository from the Secret ``churn-workflows-github``,
+and the prediction store's URL (the live shadow evidence) from
+``churn-predictions-db`` when that Secret exists. Rendered by
 ``churn_workflows.render``.
 """
 
@@ -82,7 +84,9 @@ def build() -> WorkflowTemplate:
             ],
             inputs=[Parameter(name=name) for name in _INPUTS],
             memory="256Mi",
-            env=argo.github_env(),
+            # The live shadow evidence comes from the prediction store; without the Secret
+            # the PR says there is none, and the promotion goes on.
+            env=[*argo.github_env(), *argo.store_env(optional=True)],
         )
         # The entrypoint passes the form's values; churn-train calls "promote" directly.
         with Steps(name="main"):

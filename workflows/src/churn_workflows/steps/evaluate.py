@@ -16,6 +16,12 @@ same holdout, and decide:
   promote;
 - no segment of the declared column loses more than ``max_segment_drop`` ROC AUC.
 
+The comparison and the segments need both models to read the same holdout the
+same way, so they need the same feature contract. When the serving model embeds
+another contract than the candidate (their digests differ: it predates a
+contract change), it is not scored at all and the floors alone decide; the
+evidence says so, naming both digests.
+
 A failed gate is a decision, not an error: the run ends "not promoted" with
 the reasons, and the evidence table goes into the PR body.
 """
@@ -41,8 +47,9 @@ from scipy.stats import norm, rankdata  # type: ignore[import-untyped,unused-ign
 from sklearn.metrics import average_precision_score, brier_score_loss, f1_score, roc_auc_score  # type: ignore[import-untyped,unused-ignore]
 
 from churn_workflows import PipelineError, Unreachable, exit_code
+from churn_workflows.lineage import contract_sha256
 from churn_workflows.pin import Pin, pin_path
-from churn_workflows.steps.export import onnx_probabilities, same_request, sha256
+from churn_workflows.steps.export import artifact_contract, onnx_probabilities, sha256
 from churn_workflows.steps.ingest import read_dataset
 from churn_workflows.steps.promote import read_target_pin
 from churn_workflows.steps.synthetic import LABEL
@@ -56,6 +63,7 @@ __all__ = [
     "Evaluation",
     "GateConfig",
     "comparison_reasons",
+    "contract_digest",
     "evaluate",
     "fetch_running_model",
     "floor_reasons",
@@ -114,6 +122,9 @@ class Evaluation:
     unchanged: bool = False
     reasons: list[str] = field(default_factory=list)
     note: str | None = None
+    # The digests of the contracts both artifacts embed (None: the serving one embeds none).
+    candidate_contract_sha256: str | None = None
+    serving_contract_sha256: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -354,6 +365,19 @@ def fetch_running_model(pin: Pin) -> bytes | None:
     return artifact
 
 
+def contract_digest(artifact: bytes) -> str | None:
+    """The digest of the contract ``artifact`` embeds, as its lineage records it; None if none."""
+    try:
+        return contract_sha256(artifact_contract(artifact))
+    except PipelineError:
+        return None
+
+
+def _short_digest(digest: str | None) -> str:
+    # Twelve digits name a contract in the PR as they name artifacts; the JSON keeps all 64.
+    return "none embedded" if digest is None else digest[:12]
+
+
 def serving_model(serving_url: str, timeout: float = 10.0) -> Pin:
     """The model churn-api serves, from its ``GET /v1/model``."""
     url = serving_url.rstrip("/") + "/v1/model"
@@ -419,11 +443,18 @@ def evaluate(
         return result
     running_artifact = fetch_running_model(running_pin)
     result.reasons += floor_reasons(candidate, gate)
-    if running_artifact is not None and not same_request(running_artifact, artifact):
-        # Another API: the serving model cannot score these rows; the floors decide.
-        result.note = "the serving model has another feature contract (an API change): not compared"
-        return result
+    result.candidate_contract_sha256 = contract_digest(artifact)
     if running_artifact is None:
+        return result
+    result.serving_contract_sha256 = contract_digest(running_artifact)
+    if result.serving_contract_sha256 != result.candidate_contract_sha256:
+        # The holdout is in the candidate's contract: the serving model may not read it, or
+        # not the same way. Comparing them would measure the contract change, not the model.
+        served = _short_digest(result.serving_contract_sha256)
+        result.note = (
+            f"serving model uses contract `{served}`, candidate "
+            f"`{_short_digest(result.candidate_contract_sha256)}`: compared on floors only"
+        )
         return result
     try:
         result.running, p_running = _scored(running_artifact, holdout, gate.segment_column)

@@ -34,7 +34,6 @@ from churn_contract import (
     categorical_features,
     contract_from_json,
     contract_json,
-    diff_contracts,
     feature_names,
 )
 from skl2onnx import convert_sklearn  # type: ignore[import-untyped,unused-ignore]
@@ -53,7 +52,6 @@ __all__ = [
     "model_inputs",
     "onnx_probabilities",
     "parity",
-    "same_request",
     "sha256",
     "stamp",
 ]
@@ -169,11 +167,6 @@ def artifact_contract(artifact: bytes) -> Contract:
         return contract_from_json(props[CONTRACT_METADATA_KEY], CONTRACT_METADATA_KEY)
     except ContractError as exc:
         raise PipelineError(str(exc)) from None
-
-
-def same_request(first: bytes, second: bytes) -> bool:
-    """Whether two artifacts take the same request: no field added, removed or changed."""
-    return not diff_contracts(artifact_contract(first), artifact_contract(second))
 
 
 def onnx_probabilities(artifact: bytes, frame: pd.DataFrame) -> np.ndarray[Any, Any]:

@@ -9,6 +9,14 @@ GitHub credentials and ``GITHUB_REPOSITORY`` set, through GitHub's REST API: a
 branch from the target branch, one commit changing the file, a pull request
 whose body is the evidence.
 
+Live shadow evidence: a candidate pinned as the model that is the environment's
+current shadow (the same sha256 as ``shadow.yaml`` at the target branch) has been
+scored on live traffic beside the serving model. Its pull request then carries
+churn-monitor's latest champion-vs-challenger numbers, read from the prediction
+store (``--store-url``, default ``$CHURN_CAPTURE_URL``); without a store, without
+numbers or with the store unreachable the body says "No live shadow evidence"
+and why, and the promotion goes on.
+
 The credentials are a GitHub App's (``GITHUB_APP_ID``, ``GITHUB_APP_INSTALLATION_ID``,
 ``GITHUB_APP_PRIVATE_KEY``, what the cluster's Secret ``churn-workflows-github``
 holds): each run signs a JWT with the App's key and exchanges it for an
@@ -40,9 +48,11 @@ from typing import Any
 from urllib.parse import quote
 
 import jwt
+from churn_store.prediction_store import StoreError
 
 from churn_workflows import PipelineError, Unreachable, exit_code
 from churn_workflows.api_change import api_changes, markdown, title_suffix
+from churn_workflows.champion_challenger import latest_champion_challenger
 from churn_workflows.lineage import add_pull_request
 from churn_workflows.pin import (
     PIN_KINDS,
@@ -65,6 +75,7 @@ __all__ = [
     "promote",
     "read_pin_git",
     "read_target_pin",
+    "shadow_evidence",
 ]
 
 _IDENTITY = ("churn-workflows", "churn-workflows@users.noreply.github.com")
@@ -282,6 +293,23 @@ def _proposal(running: Pin, pin: Pin, body: str) -> tuple[str, str]:
     return title_suffix(changes), markdown(changes) + body
 
 
+def shadow_evidence(store_url: str | None, candidate: Pin, serving: Pin) -> str:
+    """The PR body's live evidence for a candidate that ran as the shadow: a table, or one line."""
+    if not store_url:
+        return "No live shadow evidence: no prediction store configured.\n"
+    try:
+        found = latest_champion_challenger(store_url, candidate.version, serving.version)
+    except StoreError as exc:
+        reason = " ".join(str(exc).split())  # one line: the driver's message spans several
+        return f"No live shadow evidence: the prediction store could not be read ({reason}).\n"
+    if found is None:
+        return (
+            "No live shadow evidence: churn-monitor has no labelled predictions scored by "
+            f"version {candidate.version} as the shadow.\n"
+        )
+    return found.to_markdown()
+
+
 @dataclass(frozen=True)
 class _Change:
     """The one-file change a promotion proposes, before it is written anywhere."""
@@ -302,23 +330,25 @@ def _plan(
     *,
     target: str,
     pin_as: PinKind,
+    store_url: str | None,
 ) -> _Change | Promotion:
     """The change for ``pin_as`` at ``target``, or an "unchanged" result.
 
     ``read(path)`` gives a file's text at the target and where it was read (for
     errors). The serving model's pin is read either way: the API change is
-    measured against what serves, since a shadow scores the same requests.
+    measured against what serves, since a shadow scores the same requests. So
+    is the shadow's: a model pin of the current shadow brings its live evidence.
     """
     if pin_as not in PIN_KINDS:
         raise PipelineError(f"pin-as must be one of {', '.join(PIN_KINDS)}, got {pin_as!r}")
     running = parse_pin(*read(pin_path(environment)))
     path = pin_path(environment, pin_as)
+    shadow = parse_shadow_pin(*read(pin_path(environment, "shadow")))
     prefix = "shadow" if pin_as == "shadow" else "promote"
     branch = f"{prefix}/churn-model-{environment}-v{pin.version}"
     if branch == target:
         raise PipelineError(f"refusing to write to the target branch {target}")
     if pin_as == "shadow":
-        shadow = parse_shadow_pin(*read(path))
         if shadow is not None and shadow.sha256 == pin.sha256:
             return Promotion(
                 "unchanged",
@@ -336,6 +366,8 @@ def _plan(
                 "unchanged", target, target, "", None, f"{path} at {target} already pins this model"
             )
         text = render_pin(pin)
+        if shadow is not None and shadow.sha256 == pin.sha256:
+            body = body.rstrip("\n") + "\n\n" + shadow_evidence(store_url, pin, running)
     suffix, body = _proposal(running, pin, body)
     title = _title(environment, pin, suffix, pin_as)
     labels = ("shadow" if pin_as == "shadow" else "promotion", environment)
@@ -343,7 +375,14 @@ def _plan(
 
 
 def _promote_github(
-    github: GitHub, environment: str, pin: Pin, body: str, *, base: str | None, pin_as: PinKind
+    github: GitHub,
+    environment: str,
+    pin: Pin,
+    body: str,
+    *,
+    base: str | None,
+    pin_as: PinKind,
+    store_url: str | None,
 ) -> Promotion:
     target = base or github.default_branch()
     blobs: dict[str, str] = {}
@@ -352,7 +391,7 @@ def _promote_github(
         text, blobs[path] = github.read_file(path, target)
         return text, f"{github.repository}:{path} at {target}"
 
-    change = _plan(read, environment, pin, body, target=target, pin_as=pin_as)
+    change = _plan(read, environment, pin, body, target=target, pin_as=pin_as, store_url=store_url)
     if isinstance(change, Promotion):
         return change
     path, branch, blob = change.path, change.branch, blobs[change.path]
@@ -397,14 +436,21 @@ def _promote_github(
 
 
 def _promote_local(
-    repo: Path, environment: str, pin: Pin, body: str, *, base: str | None, pin_as: PinKind
+    repo: Path,
+    environment: str,
+    pin: Pin,
+    body: str,
+    *,
+    base: str | None,
+    pin_as: PinKind,
+    store_url: str | None,
 ) -> Promotion:
     target = base or default_branch(repo)
 
     def read(path: str) -> tuple[str, str]:
         return git(repo, "show", f"{target}:{path}"), f"{path} at {target}"
 
-    change = _plan(read, environment, pin, body, target=target, pin_as=pin_as)
+    change = _plan(read, environment, pin, body, target=target, pin_as=pin_as, store_url=store_url)
     if isinstance(change, Promotion):
         return change
     blob = git(repo, "hash-object", "-w", "--stdin", stdin=change.text)
@@ -437,16 +483,23 @@ def promote(
     repo: Path | None = None,
     base: str | None = None,
     pin_as: PinKind = "model",
+    store_url: str | None = None,
 ) -> Promotion:
     """Propose ``pin`` for ``environment`` with ``body`` as the evidence.
 
     ``pin_as`` "model" proposes it as the served model (``model.yaml``), "shadow"
-    as the challenger scored beside it (``shadow.yaml``).
+    as the challenger scored beside it (``shadow.yaml``). ``store_url`` is the
+    prediction store the live shadow evidence comes from.
     """
     github = GitHub.from_env()
     if github is not None:
-        return _promote_github(github, environment, pin, body, base=base, pin_as=pin_as)
-    return _promote_local(repo or Path.cwd(), environment, pin, body, base=base, pin_as=pin_as)
+        return _promote_github(
+            github, environment, pin, body, base=base, pin_as=pin_as, store_url=store_url
+        )
+    local = repo or Path.cwd()
+    return _promote_local(
+        local, environment, pin, body, base=base, pin_as=pin_as, store_url=store_url
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -463,6 +516,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="model: the served model (model.yaml); shadow: the challenger (shadow.yaml)",
     )
     parser.add_argument("--evidence", default="", help="the PR body (Markdown)")
+    parser.add_argument(
+        "--store-url",
+        default=os.environ.get("CHURN_CAPTURE_URL") or None,
+        help="the prediction store of the live shadow evidence (default: $CHURN_CAPTURE_URL; "
+        "in the cluster from the optional Secret churn-predictions-db)",
+    )
     parser.add_argument("--repo", type=Path, default=None, help="local repository (no GitHub)")
     parser.add_argument("--base", default=None, help="target branch (default: the default branch)")
     args = parser.parse_args(argv)
@@ -470,7 +529,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         pin = Pin(uri=args.uri, sha256=args.sha256, version=args.version)
         parse_pin(render_pin(pin), "the requested pin")
         result = promote(
-            args.environment, pin, args.evidence, repo=args.repo, base=args.base, pin_as=args.pin_as
+            args.environment,
+            pin,
+            args.evidence,
+            repo=args.repo,
+            base=args.base,
+            pin_as=args.pin_as,
+            store_url=args.store_url,
         )
         if result.url:
             add_pull_request(pin.uri, result.url)
