@@ -161,8 +161,9 @@ test-ci: setup schemas tools ## actionlint, zizmor and checkov on .github, renov
 	$(RUN)/pytest .github tools
 
 .PHONY: bench
-bench: setup ## Benchmarks: HTTP throughput table, in-process scoring, pipeline wall time
+bench: setup ## Benchmarks: HTTP throughput table, in-process route cost and scoring, pipeline wall time
 	$(PY) services/churn-api/bench/http_bench.py
+	$(PY) services/churn-api/bench/route_cost.py
 	$(PY) services/churn-api/bench/capture_bench.py
 	$(RUN)/pytest services/churn-api/bench workflows/bench --benchmark-only -p no:xdist
 

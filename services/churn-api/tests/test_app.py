@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -39,6 +40,16 @@ def test_the_pinned_model_is_loaded_at_start(model_path: Path, model_sha256: str
     assert predict.status_code == 200
     assert "churn_api_model_ready 1.0" in metrics
     assert f'churn_api_model_info{{model_version="1",sha256="{model_sha256}"}} 1.0' in metrics
+
+
+def test_the_heap_is_frozen_before_the_loaded_model_serves(
+    model_path: Path, model_sha256: str
+) -> None:
+    gc.unfreeze()  # whatever an earlier test froze goes back to the collector
+    with TestClient(app=create_app(make_settings(model_path, model_sha256))) as client:
+        assert wait_loaded(client).status_code == 200
+        # Frozen objects are out of every collection: a full one no longer walks the app.
+        assert gc.get_freeze_count() > 0
 
 
 def refusal_cases(model_path: Path, model_sha256: str, tmp_path: Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from churn_api.app import create_app
 from churn_api.contract import CustomerFeatures
 from churn_api.model import Model
+from churn_api.routes import new_uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
@@ -54,6 +56,30 @@ def test_customer_id_is_a_uuid_when_absent(client: TestClient[Any]) -> None:
     second = client.post("/v1/predict", json=VALID_RECORD).json()["customer_id"]
     assert uuid.UUID(first).version == 4
     assert first != second
+
+
+def test_ids_are_distinct_version_4_uuids_across_draws() -> None:
+    ids = [new_uuid() for _ in range(1000)]  # several draws of random bytes
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+
+
+def test_a_forked_child_never_repeats_its_parents_ids() -> None:
+    new_uuid()  # the parent now holds ids drawn but not handed out
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe and exits
+        os.write(writer, " ".join(new_uuid() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    with os.fdopen(reader) as pipe:
+        from_child = pipe.read().split()
+    from_parent = [new_uuid() for _ in range(3)]
+    assert len(from_child) == 3
+    assert not set(from_child) & set(from_parent)
 
 
 def test_batch_answers_each_record_in_order(client: TestClient[Any], model: Model) -> None:
@@ -174,8 +200,9 @@ def test_wrong_content_type_is_415(client: TestClient[Any], content_type: str | 
     assert_client_error(response, 415, "$", "content type must be application/json")
 
 
-def test_json_with_charset_is_accepted(client: TestClient[Any]) -> None:
-    headers = {"content-type": "application/json; charset=utf-8"}
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON"])
+def test_json_spelt_otherwise_is_accepted(client: TestClient[Any], content_type: str) -> None:
+    headers = {"content-type": content_type}
     assert raw(client, "/v1/predict", json.dumps(VALID_RECORD).encode(), headers).status_code == 200
 
 

@@ -1,23 +1,23 @@
 """The service's Prometheus metrics: exactly the table in the service README.
 
 Each app gets its own registry, so tests can build many apps in one process.
-Prediction outcomes and probabilities are counted per request with numpy (a
-custom collector), not one Python call per record, so a 10,000-record batch
-costs microseconds, not milliseconds, to observe.
+The four families every request or prediction touches (requests, their
+duration, predictions, probabilities) are plain numbers (``counting.py``):
+no lock per observation, and each route keeps its series instead of looking
+them up by label. A batch's outcomes and probabilities are counted with numpy,
+not one Python call per record, so a 10,000-record batch costs microseconds,
+not milliseconds, to observe.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterator
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
+from churn_api.counting import Buckets, Count, CounterFamily, HistogramFamily
 from churn_api.storage import LOAD_FAILURE_REASONS
 
 __all__ = [
@@ -35,82 +35,36 @@ PROBABILITY_BUCKETS: Final = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 BATCH_SIZE_BUCKETS: Final = (1, 10, 100, 500, 1000, 2500, 5000, 10000)
 
 
-class _ProbabilityHistogram(Collector):
-    """``churn_api_prediction_probability``: bucket counts kept as numpy arrays."""
-
-    def __init__(self) -> None:
-        self._bounds = np.array(PROBABILITY_BUCKETS, dtype=np.float64)
-        self._counts: dict[str, npt.NDArray[np.int64]] = {}
-        self._sums: dict[str, float] = {}
-
-    def observe(self, model_version: str, probabilities: npt.NDArray[np.float64]) -> None:
-        # searchsorted 'left' puts p into the first bucket whose bound is >= p (Prometheus' le).
-        index = np.searchsorted(self._bounds, probabilities, side="left")
-        counts = np.bincount(index, minlength=len(self._bounds) + 1)
-        if model_version not in self._counts:
-            self._counts[model_version] = np.zeros(len(self._bounds) + 1, dtype=np.int64)
-            self._sums[model_version] = 0.0
-        self._counts[model_version] += counts
-        self._sums[model_version] += float(probabilities.sum())
-
-    def observe_one(self, model_version: str, probability: float) -> None:
-        # The single-record path: bisect instead of numpy, whose call overhead dominates one value.
-        counts = self._counts.get(model_version)
-        if counts is None:
-            self.observe(model_version, np.array([probability]))
-            return
-        counts[bisect_left(PROBABILITY_BUCKETS, probability)] += 1
-        self._sums[model_version] += probability
-
-    def collect(self) -> Iterator[Metric]:
-        family = HistogramMetricFamily(
-            "churn_api_prediction_probability",
-            "Predicted churn probability.",
-            labels=["model_version"],
-        )
-        for version, counts in self._counts.items():
-            cumulative = np.cumsum(counts)
-            buckets = [
-                (str(b), float(c)) for b, c in zip(PROBABILITY_BUCKETS, cumulative, strict=False)
-            ]
-            buckets.append(("+Inf", float(cumulative[-1])))
-            family.add_metric([version], buckets, self._sums[version])
-        yield family
-
-    def describe(self) -> Iterator[Metric]:
-        yield HistogramMetricFamily(
-            "churn_api_prediction_probability",
-            "Predicted churn probability.",
-            labels=["model_version"],
-        )
-
-
 class Metrics:
     """Every metric of the service, registered on one registry."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
+        self.requests = CounterFamily(
             "churn_api_requests",
             "HTTP requests by route template, method and status code.",
             ["route", "method", "status"],
-            registry=self.registry,
         )
-        self.request_duration = Histogram(
+        self.request_duration = HistogramFamily(
             "churn_api_request_duration_seconds",
             "Time from the request's arrival to the end of its response.",
             ["route", "method"],
             buckets=DURATION_BUCKETS,
-            registry=self.registry,
         )
-        self.predictions = Counter(
+        self.predictions = CounterFamily(
             "churn_api_predictions",
             "Predictions by outcome and model version.",
             ["outcome", "model_version"],
-            registry=self.registry,
         )
-        self.probability = _ProbabilityHistogram()
-        self.registry.register(self.probability)
+        self.probability = HistogramFamily(
+            "churn_api_prediction_probability",
+            "Predicted churn probability.",
+            ["model_version"],
+            buckets=PROBABILITY_BUCKETS,
+        )
+        for family in (self.requests, self.request_duration, self.predictions, self.probability):
+            self.registry.register(family)
+        self._probability_bounds = np.array(self.probability.bounds)
         self.batch_size = Histogram(
             "churn_api_batch_size",
             "Records per /v1/predict/batch request.",
@@ -159,21 +113,22 @@ class Metrics:
             "Quota checks that could not reach the counter store (the request was let through).",
             registry=self.registry,
         )
-        self._prediction_children: dict[tuple[str, bool], Counter] = {}
-        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        # Each label set's series, kept so that a request looks them up once, by one key.
+        self._request_series: dict[tuple[str, str, int], tuple[Count, Buckets]] = {}
+        self._prediction_series: dict[tuple[str, bool], tuple[Count, Buckets]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one response and its duration."""
         key = (route, method, status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = (
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = (
                 self.requests.labels(route, method, str(status)),
                 self.request_duration.labels(route, method),
             )
-            self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        count, duration = series
+        count.value += 1
+        duration.observe(seconds)
 
     def observe_predictions(
         self, model_version: str, probabilities: npt.NDArray[np.float64], threshold: float
@@ -181,17 +136,23 @@ class Metrics:
         """Count outcomes and record the probabilities of one request's predictions."""
         churned = int(np.count_nonzero(probabilities >= threshold))
         if churned:
-            self.predictions.labels("churn", model_version).inc(churned)
+            self.predictions.labels("churn", model_version).value += churned
         if churned < len(probabilities):
-            self.predictions.labels("no_churn", model_version).inc(len(probabilities) - churned)
-        self.probability.observe(model_version, probabilities)
+            self.predictions.labels("no_churn", model_version).value += len(probabilities) - churned
+        # searchsorted 'left' puts p into the first bucket whose bound is >= p (Prometheus' le).
+        index = np.searchsorted(self._probability_bounds, probabilities, side="left")
+        counts = np.bincount(index, minlength=len(self._probability_bounds) + 1)
+        self.probability.labels(model_version).add(counts.tolist(), float(probabilities.sum()))
 
     def observe_prediction(self, model_version: str, probability: float, churn: bool) -> None:
         """Count one prediction (the single-record route's cheaper path)."""
         key = (model_version, churn)
-        child = self._prediction_children.get(key)
-        if child is None:
-            child = self.predictions.labels("churn" if churn else "no_churn", model_version)
-            self._prediction_children[key] = child
-        child.inc()
-        self.probability.observe_one(model_version, probability)
+        series = self._prediction_series.get(key)
+        if series is None:
+            series = self._prediction_series[key] = (
+                self.predictions.labels("churn" if churn else "no_churn", model_version),
+                self.probability.labels(model_version),
+            )
+        count, buckets = series
+        count.value += 1
+        buckets.observe(probability)

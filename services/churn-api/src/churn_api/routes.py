@@ -59,6 +59,8 @@ PREDICT_ROUTES: Final = frozenset({"/v1/predict", "/v1/predict/batch"})
 PROBE_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 _encoder = msgspec.json.Encoder()
 _BOOLEANS: Final = {"true": True, "1": True, "false": False, "0": False}
+# The variant digit of a version 4 UUID is 8, 9, a or b: the top two bits of its nibble are 10.
+_VARIANT_DIGIT: Final = {f"{n:x}": f"{0x8 | (n & 0x3):x}" for n in range(16)}
 _HEX: Final = np.array([list(f"{b:02x}".encode()) for b in range(256)], dtype=np.uint8)
 
 
@@ -103,7 +105,12 @@ def _json(body: bytes, status: int = 200) -> Response[bytes]:
 
 async def _decode(request: Request[Any, Any, Any], decoder: msgspec.json.Decoder[Any]) -> Any:
     """The body as ``decoder``'s type: 415, 413, 400 or 422 naming what is wrong."""
-    media_type, _ = request.content_type
+    # The header clients send, compared as is: parsing it costs 2 us, a third of what a
+    # prediction may add to the floor. Anything else (case, parameters) is parsed.
+    if request.headers.get("content-type") == "application/json":
+        media_type = "application/json"
+    else:
+        media_type, _ = request.content_type
     if media_type != "application/json":
         got = media_type or "none"
         raise _error(
@@ -144,23 +151,34 @@ def service_of(request: Request[Any, Any, Any]) -> ServiceState:
 
     They read it from the app's state instead of taking it (and ``explain``) as
     injected parameters: Litestar's parameter resolution costs about 5 us a
-    request, a tenth of what the app spends on a prediction.
+    request, a tenth of what the app spends on a prediction. By key, not as an
+    attribute: ``State`` serves attributes from ``__getattr__``, which Python
+    calls only after a failed look-up has raised an ``AttributeError`` (1 us).
     """
-    state: ServiceState = request.app.state.service
+    state: ServiceState = request.app.state["service"]
     return state
 
 
-def new_uuid() -> str:
-    """A random (version 4) UUID as text, about 3 times cheaper than ``str(uuid.uuid4())``.
+def _uuid_text(digits: str) -> str:
+    """32 random hex digits as a version 4 UUID: the version and RFC 4122 variant digits set."""
+    variant = _VARIANT_DIGIT[digits[16]]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:32]}"
 
-    A prediction makes two (its own id and, when absent, the customer's): that is
-    about 4 us a request saved.
-    """
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+# Random ids made _IDS_PER_DRAW at a time, from one os.urandom call: a call costs about as much
+# as formatting an id, and a prediction needs two.
+_IDS_PER_DRAW: Final = 128
+_ids: list[str] = []
+# A forked child must not hand out the ids its parent already holds.
+os.register_at_fork(after_in_child=_ids.clear)
+
+
+def new_uuid() -> str:
+    """A random (version 4) UUID as text, about 3 times cheaper than ``str(uuid.uuid4())``."""
+    if not _ids:
+        digits = os.urandom(16 * _IDS_PER_DRAW).hex()
+        _ids.extend(_uuid_text(digits[i : i + 32]) for i in range(0, len(digits), 32))
+    return _ids.pop()
 
 
 def _wants_explanation(request: Request[Any, Any, Any]) -> bool:
