@@ -9,7 +9,10 @@ Commands:
    registry is each cluster's, named by the churn-api ApplicationSet).
 2. `set-workflows-image`: set `IMAGE_DIGEST` in workflows/src/churn_workflows/argo.py, the
    constant the pipeline's templates are rendered from.
-3. `promote`: copy a model pin or an image digest from one environment to the next.
+3. `promote`: copy a model pin or an image digest from one environment to the next, or move
+   the platform pins (clusters/<env>/pins.yaml: chart versions and the Git revision of values,
+   policies and rules): dev runs main, so dev -> staging takes main's chart versions and the
+   promoted revision; staging -> prod copies staging's pins.
 
 Every command prints a JSON summary; `--github-output FILE` also appends it as
 step outputs (key=value lines).
@@ -30,6 +33,7 @@ __all__ = [
     "check_image",
     "copy_image",
     "copy_model",
+    "copy_platform",
     "main",
     "read_image",
     "read_model_pin",
@@ -47,6 +51,12 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # An image reference pinned by digest: registry/repository@sha256:<64 hex>.
 IMAGE_REF = re.compile(r"^[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$")
 MODEL_KEYS = ("MODEL_URI", "MODEL_SHA256", "MODEL_VERSION")
+CLUSTERS = Path("clusters")
+APPS = Path("platform/apps")
+PLATFORM_REVISION = "platform-revision"
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# A pins.yaml data line: two spaces, the key, a colon, the value (comments and layout survive).
+PIN_LINE = re.compile(r"^  (?P<key>[a-z0-9-]+): (?P<value>\S+)$", re.MULTILINE)
 BOOTSTRAP_SHA256 = "0" * 64
 
 
@@ -250,6 +260,72 @@ def copy_image(root: Path, source: str, target: str) -> dict[str, str]:
     }
 
 
+# ----------------------------------------------------------------------------- platform pins
+
+
+def _split_data(path: Path) -> tuple[str, str]:
+    """The pins file before and from its `data:` line (the only lines a promotion edits)."""
+    head, found, data = path.read_text().partition("\ndata:\n")
+    if not found:
+        raise PinError(f"{path}: no `data:` block")
+    return head + found, data
+
+
+def read_platform_pins(path: Path) -> dict[str, str]:
+    """The `data:` of a cluster's pins ConfigMap: chart name -> version, and the revision."""
+    pins = {m["key"]: m["value"].strip("'\"") for m in PIN_LINE.finditer(_split_data(path)[1])}
+    if PLATFORM_REVISION not in pins or not COMMIT.match(pins[PLATFORM_REVISION]):
+        raise PinError(f"{path}: needs `{PLATFORM_REVISION}: <40-hex commit>` under data")
+    return pins
+
+
+def chart_version(root: Path, app: str) -> str:
+    """The chart version main declares for `app`: its ApplicationSet's first targetRevision.
+
+    The pins component replaces `sources.0.targetRevision`, the chart's; a test holds every
+    pinned ApplicationSet to having it first.
+    """
+    path = root / APPS / app / "applicationset.yaml"
+    found = re.search(r"^\s*targetRevision: (\S+)$", path.read_text(), re.MULTILINE)
+    if not found or "{{" in found[1]:
+        raise PinError(f"{path}: the first targetRevision must be the chart's version")
+    return found[1].strip("'\"")
+
+
+def copy_platform(root: Path, source: str, target: str, revision: str) -> dict[str, str]:
+    """Move `target`'s platform pins to what `source` runs; dev runs `revision` of main."""
+    _check_step(source, target)
+    target_file = root / CLUSTERS / target / "pins.yaml"
+    current = read_platform_pins(target_file)
+    if source == ENVIRONMENTS[0]:
+        if not COMMIT.match(revision):
+            raise PinError(f"--revision must be the 40-hex commit dev runs, got {revision!r}")
+        source_file = root / APPS
+        wanted = {app: chart_version(root, app) for app in current if app != PLATFORM_REVISION}
+        wanted[PLATFORM_REVISION] = revision
+    else:
+        source_file = root / CLUSTERS / source / "pins.yaml"
+        wanted = read_platform_pins(source_file)
+        if set(wanted) != set(current):
+            raise PinError(
+                f"{source_file} and {target_file} pin different charts: "
+                f"{sorted(set(wanted) ^ set(current))}"
+            )
+    head, data = _split_data(target_file)
+    text = head + data
+    new_text = head + PIN_LINE.sub(lambda m: f"  {m['key']}: {wanted[m['key']]}", data)
+    if new_text != text:
+        target_file.write_text(new_text)
+    moved = [f"{k} {current[k]} -> {wanted[k]}" for k in sorted(wanted) if current[k] != wanted[k]]
+    return {
+        "file": str(target_file.relative_to(root)),
+        "source_file": str(source_file.relative_to(root)),
+        "revision": wanted[PLATFORM_REVISION],
+        "moved": "; ".join(moved) or "nothing",
+        "changed": str(new_text != text).lower(),
+    }
+
+
 # ----------------------------------------------------------------------------- workflows image
 
 
@@ -297,9 +373,12 @@ def _parser() -> argparse.ArgumentParser:
     workflows.add_argument("--image", required=True, help="registry/repository@sha256:<64 hex>")
 
     promote = sub.add_parser("promote", help="copy a pin from one environment to the next")
-    promote.add_argument("--kind", required=True, choices=("model", "image"))
+    promote.add_argument("--kind", required=True, choices=("model", "image", "platform"))
     promote.add_argument("--from", dest="source", required=True, choices=ENVIRONMENTS)
     promote.add_argument("--to", dest="target", required=True, choices=ENVIRONMENTS)
+    promote.add_argument(
+        "--revision", default="", help="platform from dev: the main commit dev runs (40 hex)"
+    )
     return parser
 
 
@@ -327,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             }
         elif args.kind == "model":
             summary = copy_model(root, args.source, args.target)
+        elif args.kind == "platform":
+            summary = copy_platform(root, args.source, args.target, args.revision)
         else:
             summary = copy_image(root, args.source, args.target)
     except (PinError, FileNotFoundError) as error:

@@ -371,3 +371,125 @@ def test_the_real_workflows_image_is_one_digest_line(pins: ModuleType, tmp_path:
         if old != new
     ]
     assert changed == [(changed[0][0], f'IMAGE_DIGEST: Final = "{DIGEST_B}"')]
+
+
+# ----------------------------------------------------------------------------- platform pins
+
+REVISION = "d" * 40
+
+
+@pytest.fixture
+def platform_repo(tmp_path: Path) -> Path:
+    """The real pins files and ApplicationSets, copied: what a platform promotion reads."""
+    for env in ("staging", "prod"):
+        target = tmp_path / "clusters" / env / "pins.yaml"
+        target.parent.mkdir(parents=True)
+        target.write_text((ROOT / "clusters" / env / "pins.yaml").read_text())
+    for appset in (ROOT / "platform/apps").glob("*/applicationset.yaml"):
+        target = tmp_path / appset.relative_to(ROOT)
+        target.parent.mkdir(parents=True)
+        target.write_text(appset.read_text())
+    return tmp_path
+
+
+def pinned(repo: Path, env: str) -> dict[str, str]:
+    data = yaml.safe_load((repo / "clusters" / env / "pins.yaml").read_text())["data"]
+    return {key: str(value) for key, value in data.items()}
+
+
+def bump_chart(repo: Path, app: str, version: str) -> None:
+    path = repo / "platform/apps" / app / "applicationset.yaml"
+    old = pinned(repo, "staging")[app]
+    text = path.read_text()
+    path.write_text(text.replace(f"targetRevision: {old}", f"targetRevision: {version}", 1))
+
+
+def test_platform_from_dev_takes_mains_charts_and_the_revision_dev_runs(
+    pins: ModuleType, platform_repo: Path
+) -> None:
+    before = (platform_repo / "clusters/staging/pins.yaml").read_text()
+    bump_chart(platform_repo, "kyverno", "3.9.9")
+    summary = pins.copy_platform(platform_repo, "dev", "staging", REVISION)
+
+    after = pinned(platform_repo, "staging")
+    assert after["kyverno"] == "3.9.9"
+    assert after["platform-revision"] == REVISION
+    changed = [
+        (old, new)
+        for old, new in zip(
+            before.splitlines(),
+            (platform_repo / "clusters/staging/pins.yaml").read_text().splitlines(),
+            strict=True,
+        )
+        if old != new
+    ]
+    assert [new for _, new in changed] == [f"  platform-revision: {REVISION}", "  kyverno: 3.9.9"]
+    assert summary["file"] == "clusters/staging/pins.yaml"
+    assert summary["changed"] == "true"
+    assert "kyverno 3.9.0 -> 3.9.9" in summary["moved"]
+    assert pinned(platform_repo, "prod") == pinned(ROOT, "prod"), "prod moves only from staging"
+
+
+def test_platform_from_staging_copies_stagings_pins_to_prod(
+    pins: ModuleType, platform_repo: Path
+) -> None:
+    pins.copy_platform(platform_repo, "dev", "staging", REVISION)
+    summary = pins.copy_platform(platform_repo, "staging", "prod", "")
+    assert pinned(platform_repo, "prod") == pinned(platform_repo, "staging")
+    assert summary["source_file"] == "clusters/staging/pins.yaml"
+    again = pins.copy_platform(platform_repo, "staging", "prod", "")
+    assert again["changed"] == "false"
+    assert again["moved"] == "nothing"
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "revision", "message"),
+    [
+        ("dev", "staging", "main", "--revision must be the 40-hex commit dev runs"),
+        ("dev", "prod", REVISION, "one step at a time"),
+    ],
+)
+def test_platform_promotion_refuses_a_bad_revision_or_a_skipped_step(
+    pins: ModuleType, platform_repo: Path, source: str, target: str, revision: str, message: str
+) -> None:
+    with pytest.raises(pins.PinError, match=message):
+        pins.copy_platform(platform_repo, source, target, revision)
+    assert pinned(platform_repo, "staging") == pinned(ROOT, "staging")
+
+
+def test_platform_promotion_refuses_pins_that_name_different_charts(
+    pins: ModuleType, platform_repo: Path
+) -> None:
+    path = platform_repo / "clusters/staging/pins.yaml"
+    path.write_text(path.read_text().replace("  mlflow:", "  mlflow-server:"))
+    with pytest.raises(pins.PinError, match="pin different charts"):
+        pins.copy_platform(platform_repo, "staging", "prod", "")
+
+
+def test_a_pins_file_without_its_revision_is_named(pins: ModuleType, platform_repo: Path) -> None:
+    path = platform_repo / "clusters/staging/pins.yaml"
+    path.write_text(path.read_text().replace("  platform-revision:", "  revision:"))
+    with pytest.raises(pins.PinError, match=r"staging/pins\.yaml: needs `platform-revision"):
+        pins.copy_platform(platform_repo, "dev", "staging", REVISION)
+
+
+def test_platform_cli_writes_step_outputs(platform_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "github-output"
+    result = run_cli(
+        platform_repo, "--github-output", str(out), "promote", "--kind", "platform",
+        "--from", "dev", "--to", "staging", "--revision", REVISION,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"revision={REVISION}\n" in out.read_text()
+    assert "file=clusters/staging/pins.yaml\n" in out.read_text()
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_the_first_target_revision_of_each_pinned_app_is_its_charts(
+    pins: ModuleType, env: str
+) -> None:
+    """What the text edit reads is what the pins component replaces: sources.0.targetRevision."""
+    for app in set(pinned(ROOT, env)) - {"platform-revision"}:
+        path = ROOT / "platform/apps" / app / "applicationset.yaml"
+        source = yaml.safe_load(path.read_text())["spec"]["template"]["spec"]["sources"][0]
+        assert pins.chart_version(ROOT, app) == str(source["targetRevision"]), app

@@ -422,7 +422,7 @@ def test_build_image_scans_signs_and_pushes_multi_arch() -> None:
 def test_promote_inputs_are_typed() -> None:
     inputs = load(WORKFLOWS / "promote.yaml")["on"]["workflow_dispatch"]["inputs"]
     assert {k: (v["type"], v["options"]) for k, v in inputs.items()} == {
-        "kind": ("choice", ["model", "image"]),
+        "kind": ("choice", ["model", "image", "platform"]),
         "from": ("choice", ["dev", "staging"]),
         "to": ("choice", ["staging", "prod"]),
     }
