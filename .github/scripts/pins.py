@@ -8,7 +8,8 @@ Commands:
 1. `set-image`: set the digest of the `images:` entry of an overlay's kustomization.yaml (the
    registry is each cluster's, named by the churn-api ApplicationSet).
 2. `set-workflows-image`: set `IMAGE_DIGEST` in workflows/src/churn_workflows/argo.py, the
-   constant the pipeline's templates are rendered from.
+   constant the pipeline's templates are rendered from (the registry is each cluster's, named
+   by the churn-workflows and argo-workflows ApplicationSets).
 3. `promote`: copy a model pin or an image digest from one environment to the next, or move
    the platform pins (clusters/<env>/pins.yaml: chart versions and the Git revision of values,
    policies and rules): dev runs main, so dev -> staging takes main's chart versions and the
@@ -330,23 +331,22 @@ def copy_platform(root: Path, source: str, target: str, revision: str) -> dict[s
 
 
 def set_workflows_image(path: Path, image: str) -> bool:
-    """Set `IMAGE_DIGEST` (and `REGISTRY`, if another) in argo.py; return whether it changed.
+    """Set `IMAGE_DIGEST` in argo.py to the digest of `image`; return whether it changed.
 
-    The pipeline's templates build their image reference from these two constants.
+    `image` is what the release pushed, `<registry>/churn-workflows@sha256:<64 hex>`; only its
+    digest is written. The templates name `churn-workflows@<digest>`, and each cluster's
+    ApplicationSets add that cluster's registry, keeping the digest.
     """
     name, _, digest = image.partition("@")
     if not IMAGE_REF.match(image) or not name.endswith("/churn-workflows"):
         raise PinError(f"image must be <registry>/churn-workflows@sha256:<64 hex>, got {image!r}")
-    registry = name.removesuffix("/churn-workflows")
     text = path.read_text()
-    new_text = text
-    for constant, value in (("IMAGE_DIGEST", digest), ("REGISTRY", registry)):
-        pattern = re.compile(rf"^({constant}\b[^=\n]*=[ \t]*)(.+)$", re.MULTILINE)
-        found = list(pattern.finditer(new_text))
-        if len(found) != 1:
-            raise PinError(f"{path}: expected one `{constant} = ...` line, found {len(found)}")
-        start, end = found[0].span(2)
-        new_text = new_text[:start] + f'"{value}"' + new_text[end:]
+    pattern = re.compile(r"^(IMAGE_DIGEST\b[^=\n]*=[ \t]*)(.+)$", re.MULTILINE)
+    found = list(pattern.finditer(text))
+    if len(found) != 1:
+        raise PinError(f"{path}: expected one `IMAGE_DIGEST = ...` line, found {len(found)}")
+    start, end = found[0].span(2)
+    new_text = text[:start] + f'"{digest}"' + text[end:]
     if new_text == text:
         return False
     path.write_text(new_text)

@@ -24,14 +24,13 @@ DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
 SHA = "c" * 64
 ARGO = Path("workflows/src/churn_workflows/argo.py")
-ARGO_PY = f"""\"\"\"Shared template settings.\"\"\"
+ARGO_PY = """\"\"\"Shared template settings.\"\"\"
 
 from typing import Final
 
-REGISTRY: Final = "{ECR}"
 # Placeholder until the first release; the release workflow's PR replaces it.
 IMAGE_DIGEST: Final = "sha256:" + "0" * 64
-IMAGE: Final = f"{{REGISTRY}}/churn-workflows@{{IMAGE_DIGEST}}"
+IMAGE: Final = f"churn-workflows@{IMAGE_DIGEST}"
 """
 
 KUSTOMIZATION = f"""---
@@ -310,12 +309,15 @@ def test_set_workflows_image_changes_the_digest_line(pins: ModuleType, repo: Pat
     assert pins.set_workflows_image(path, f"{ECR}/churn-workflows@{DIGEST_B}") is False
 
 
-def test_set_workflows_image_follows_another_registry(pins: ModuleType, repo: Path) -> None:
+def test_set_workflows_image_writes_the_digest_only(pins: ModuleType, repo: Path) -> None:
+    """The registry the release pushed to is not written: each cluster names its own."""
     path = repo / ARGO
     fork = "444455556666.dkr.ecr.us-east-1.amazonaws.com"
-    pins.set_workflows_image(path, f"{fork}/churn-workflows@{DIGEST_B}")
-    assert f'REGISTRY: Final = "{fork}"\n' in path.read_text()
-    assert f'IMAGE_DIGEST: Final = "{DIGEST_B}"\n' in path.read_text()
+    assert pins.set_workflows_image(path, f"{fork}/churn-workflows@{DIGEST_B}") is True
+    assert path.read_text() == ARGO_PY.replace(
+        'IMAGE_DIGEST: Final = "sha256:" + "0" * 64', f'IMAGE_DIGEST: Final = "{DIGEST_B}"'
+    )
+    assert fork not in path.read_text()
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from churn_workflows import render
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -379,6 +380,19 @@ def test_release_paths_cannot_retrigger_themselves() -> None:
     assert "!workflows/manifests/**" in paths
     api_paths = load(WORKFLOWS / "release-churn-api.yaml")["on"]["push"]["paths"]
     assert not any(p.startswith("platform/") for p in api_paths)
+
+
+def test_the_workflows_image_release_carries_every_folder_render_writes() -> None:
+    """`make render` rewrites the templates and the create-databases hook from argo.py's
+    digest: a pull request leaving one out would fail the render check and run the old image."""
+    (step,) = [
+        s
+        for s in load(WORKFLOWS / "release-workflows-image.yaml")["jobs"]["pull-request"]["steps"]
+        if str(s.get("uses", "")).startswith("peter-evans/create-pull-request@")
+    ]
+    added = set(step["with"]["add-paths"].split())
+    for folder in (render.MANIFESTS, render.DATABASES_MANIFESTS):
+        assert f"{folder.relative_to(ROOT).as_posix()}/**" in added, folder
 
 
 @pytest.mark.parametrize("name", ["release-churn-api.yaml", "release-workflows-image.yaml"])

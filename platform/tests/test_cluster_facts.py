@@ -143,11 +143,6 @@ def test_no_account_arn_or_aws_host_is_written_in_platform_or_clusters() -> None
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="churn_workflows.render writes the create-databases hook's image with the registry "
-    "workflows/src/churn_workflows/argo.py names (REGISTRY); strict: passing means it is gone",
-)
 def test_no_account_arn_or_aws_host_is_generated_into_platform_or_clusters() -> None:
     problems = literal_problems(ROOT, generated=True)
     assert not problems, "\n".join(problems)
@@ -214,6 +209,22 @@ def containers(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
     elif isinstance(node, list):
         for i, value in enumerate(node):
             found += containers(value, f"{path}[{i}]")
+    return found
+
+
+def image_fields(node: Any, path: str = "") -> list[tuple[str, str]]:
+    """(path, value) of every `image` string a document holds, wherever the kind keeps it (an
+    Argo template's `container`, `script` and `sidecars` as well as a pod's `containers`)."""
+    found: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "image" and isinstance(value, str):
+                found.append((f"{path}.{key}", value))
+            else:
+                found += image_fields(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += image_fields(value, f"{path}[{i}]")
     return found
 
 
@@ -296,6 +307,37 @@ def test_the_rendered_apps_carry_the_clusters_facts(env: str) -> None:
         for source in app.sources:
             if not source.chart and source.spec["repoURL"].startswith("https://github.com"):
                 assert source.spec["repoURL"] == facts["gitops_repo_url"], app.name
+
+
+# What `make render` writes: the image by repository and digest, no registry.
+GENERATED_WORKFLOWS_IMAGE = re.compile(r"^churn-workflows@sha256:[0-9a-f]{64}$")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_workflows_image_is_the_clusters_registry_with_the_rendered_digest(env: str) -> None:
+    """The generated templates and the create-databases hook name `churn-workflows@<digest>`;
+    what the cluster syncs names its own ECR (the ApplicationSets' kustomize.images, reaching
+    an Argo template's image through the base's kustomizeconfig.yaml) with that digest."""
+    generated = {
+        image
+        for folder in ("workflows/manifests", "platform/apps/argo-workflows/manifests/databases")
+        for document in kustomize(ROOT / folder)
+        for _, image in image_fields(document)
+    }
+    (bare,) = generated
+    assert GENERATED_WORKFLOWS_IMAGE.match(bare), bare
+    facts = cluster_params(env)["metadata"]["annotations"]
+    registry = f"{facts['aws_account_id']}.dkr.ecr.{facts['aws_region']}.amazonaws.com"
+    kinds: dict[str, int] = {}
+    for prefix in ("churn-workflows", "argo-workflows"):
+        for document in rendered(one_app(env, prefix)):
+            for path, image in image_fields(document):
+                where = f"{env}: {document['kind']}/{document['metadata']['name']}{path}"
+                assert image == f"{registry}/{bare}", f"{where} is {image}"
+                kinds[document["kind"]] = kinds.get(document["kind"], 0) + 1
+    # Every container template of churn-train and the other templates, and the hook's Job.
+    assert kinds.get("WorkflowTemplate", 0) >= 4, kinds
+    assert kinds.get("Job") == 1, kinds
 
 
 def helm_values(app: GeneratedApp, env: str) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 The image is referenced by digest. ``IMAGE_DIGEST`` below is a placeholder
 (all zeros) until the first release: the release workflow builds the
 ``churn-workflows`` image, then opens a pull request that replaces the digest on
-this one line and re-runs ``make render``.
+this one line and re-runs ``make render``. The image is named without a registry:
+the registry is each cluster's ECR, which the ApplicationSets that sync the rendered
+manifests add from the cluster Secret (``kustomize.images``), keeping this digest.
 """
 
 from __future__ import annotations
@@ -34,10 +36,9 @@ __all__ = [
 NAMESPACE: Final = "churn-training"
 SERVICE_ACCOUNT: Final = "churn-workflows"
 MLFLOW_URI: Final = "http://mlflow.mlflow.svc:5000"
-REGISTRY: Final = "111122223333.dkr.ecr.eu-west-1.amazonaws.com"
 # Placeholder until the first release; the release workflow's PR replaces it.
 IMAGE_DIGEST: Final = "sha256:" + "0" * 64
-IMAGE: Final = f"{REGISTRY}/churn-workflows@{IMAGE_DIGEST}"
+IMAGE: Final = f"churn-workflows@{IMAGE_DIGEST}"
 ARTIFACT_REPOSITORY: Final = m.ArtifactRepositoryRef(
     config_map="artifact-repositories", key="churn-s3"
 )
