@@ -1,7 +1,8 @@
-"""The loop end to end on this machine: serve, capture, outcomes, monitor, retrain, next branch.
+"""The loop end to end on this machine: serve, capture, outcomes, monitor, retrain, shadow, promote.
 
 A real churn-api capturing into SQLite, POST /v1/feedback, the monitor step,
-and the pipeline on the monitor's snapshot, gated against the model that serves.
+the pipeline on the monitor's snapshot, gated against the model that serves and
+pinned as its shadow, then the shadow's live comparison and its promotion.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from churn_workflows.loop import run_loop, shifted_population
+from churn_workflows import PipelineError
+from churn_workflows.loop import pinned, run_loop, shifted_population
+from churn_workflows.pin import pin_path
 from churn_workflows.pipeline import PipelineConfig, run_pipeline
 from churn_workflows.steps.ingest import write_dataset
 from churn_workflows.steps.promote import git
@@ -62,7 +65,10 @@ def test_the_monitor_asks_for_a_retrain_that_gates_against_the_served_model(
         "monitor",
         "retrain",
         "gate",
-        "next",
+        "shadow",
+        "serve",
+        "compare",
+        "promote",
     ]
     assert loop.monitor is not None
     window = loop.monitor.window[pin["MODEL_VERSION"]]
@@ -79,10 +85,27 @@ def test_the_monitor_asks_for_a_retrain_that_gates_against_the_served_model(
     assert evaluation.running_pin is not None
     assert evaluation.running_pin["version"] == "1"
     assert loop.retrain.promotion is not None
-    assert loop.retrain.promotion.branch == "promote/churn-model-dev-v2"
+    assert loop.retrain.promotion.branch == "shadow/churn-model-dev-v2"
+    assert loop.comparison is not None
+    assert (loop.comparison.serving_version, loop.comparison.shadow_version) == ("1", "2")
+    assert loop.promotion is not None
+    assert loop.promotion.branch == "promote/churn-model-dev-v2"
 
 
 def test_the_shifted_population_is_seeded_and_shifted() -> None:
     a, b = shifted_population(500), shifted_population(500)
     assert a.equals(b)
     assert a["tenure"].mean() > generate(500, seed=21)["tenure"].mean() + 10
+
+
+def test_the_pins_are_read_from_the_checked_out_files(gitops: Path) -> None:
+    serving, shadow = pinned(gitops, "dev")
+    assert serving.is_bootstrap
+    assert shadow is None  # the committed shadow.yaml pins none
+
+
+def test_a_clone_without_a_shadow_pin_is_named_with_the_way_out(gitops: Path) -> None:
+    (gitops / pin_path("dev", "shadow")).unlink()
+    named = r"shadow\.yaml is missing: the GitOps clone has no shadow pin \(`make clean`"
+    with pytest.raises(PipelineError, match=named):
+        pinned(gitops, "dev")

@@ -9,7 +9,9 @@ repository's HEAD) and merge it there as a reviewer would, so the next demo
 compares against this model. Then start churn-api on a free localhost port
 with the promoted pin, send one prediction (a fixed customer for the synthetic
 data, the first holdout customer for ``--data``), stop it, and print a summary.
-``.local/last-promoted.json`` keeps the pin for ``make serve``.
+``.local/last-promoted.json`` keeps the pin for ``make serve``. On the synthetic
+data the loop follows (churn_workflows.loop): capture, outcomes, monitor, a
+retrain run as the shadow, its live comparison, and its promotion.
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ from churn_contract import ID_COLUMN, Contract
 
 from churn_workflows import PipelineError
 from churn_workflows.contracts import load_contract
-from churn_workflows.loop import LoopResult, run_loop
+from churn_workflows.loop import LoopResult, merge_as_reviewer, run_loop
 from churn_workflows.pipeline import PipelineConfig, PipelineResult, run_pipeline
 from churn_workflows.steps.evaluate import GateConfig
 from churn_workflows.steps.ingest import write_dataset
-from churn_workflows.steps.promote import default_branch, git
+from churn_workflows.steps.promote import git
 from churn_workflows.steps.synthetic import generate
 from churn_workflows.steps.train import split
 from churn_workflows.steps.validate import Thresholds
@@ -276,20 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
         prediction = None
         if result.promotion is not None and result.registered is not None:
             if result.promotion.kind == "local-branch":
-                _say(
-                    f"merge      {result.promotion.branch} into {result.promotion.base} "
-                    "(as the reviewer would)"
-                )
-                git(clone, "checkout", "--quiet", default_branch(clone))
-                git(
-                    clone,
-                    "merge",
-                    "--quiet",
-                    "--no-ff",
-                    "-m",
-                    f"Merge {result.promotion.branch}",
-                    result.promotion.branch,
-                )
+                merge_as_reviewer(clone, result.promotion, _say)
             pin = {
                 "MODEL_URI": result.registered.uri,
                 "MODEL_SHA256": result.registered.sha256,
@@ -312,5 +301,6 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
         return 1
     print(_summary(result, prediction, clone))
     if loop is not None:
-        print("\n".join(["", "== the loop: capture, outcomes, monitor, retrain ==", *loop.lines]))
+        heading = "== the loop: capture, outcomes, monitor, retrain, shadow, promote =="
+        print("\n".join(["", heading, *loop.lines]))
     return 0

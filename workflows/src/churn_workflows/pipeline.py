@@ -21,7 +21,7 @@ from churn_contract import Contract, builtin_contract
 
 from churn_workflows import PipelineError
 from churn_workflows.lineage import DataSource, add_pull_request, source_version
-from churn_workflows.pin import Pin
+from churn_workflows.pin import Pin, PinKind
 from churn_workflows.steps import evaluate as evaluate_step
 from churn_workflows.steps import train as train_step
 from churn_workflows.steps.ingest import read_dataset
@@ -55,6 +55,7 @@ class PipelineConfig:
     threads: int = 1
     serving_url: str | None = None
     contract: Contract = field(default_factory=builtin_contract)
+    pin_as: PinKind = "model"
 
 
 @dataclass
@@ -160,14 +161,16 @@ def run_pipeline(config: PipelineConfig, progress: Callable[[str], None] = print
     if config.dry_run:
         result.outcome = "dry run: registered, no promotion proposed"
         return result
-    progress(f"promote    overlays/{config.environment}/model.yaml")
+    progress(f"promote    overlays/{config.environment}/{config.pin_as}.yaml")
     pin = Pin(
         uri=result.registered.uri,
         sha256=result.registered.sha256,
         version=result.registered.version,
     )
     body = evaluation.to_markdown() + "\n" + report.to_markdown()
-    result.promotion = promote(config.environment, pin, body, repo=config.repo, base=config.base)
+    result.promotion = promote(
+        config.environment, pin, body, repo=config.repo, base=config.base, pin_as=config.pin_as
+    )
     if result.promotion.url:
         add_pull_request(result.registered.uri, result.promotion.url)
     result.outcome = "promoted: " + result.promotion.message
