@@ -124,7 +124,7 @@ test-service: setup $(TOOLS)/checkov/.synced ## Service tests: real HTTP server,
 	$(RUN)/pytest -n 2 services/churn-api/tests libs/churn-store/tests
 
 .PHONY: test-workflows
-test-workflows: setup schemas ## Pipeline tests: steps, real MLflow on SQLite, promotion on a real git repo; the contract
+test-workflows: setup schemas $(TOOLS)/checkov/.synced ## Pipeline tests: steps, real MLflow on SQLite, promotion on a real git repo; the contract
 	$(RUN)/pytest -n 2 workflows/tests libs/churn-contract/tests
 
 .PHONY: render
