@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 from churn_contract import builtin_contract, categorical_features, contract_json, feature_names
 from churn_workflows import PipelineError
-from churn_workflows.steps.export import export_onnx, onnx_probabilities, parity, sha256, stamp
+from churn_workflows.steps.export import (
+    export_onnx,
+    onnx_probabilities,
+    parity,
+    sha256,
+    sort_opset_imports,
+    stamp,
+)
 from churn_workflows.steps.train import build_pipeline, candidates, model_frame, split
 
 FEATURES = feature_names(builtin_contract())
@@ -51,6 +58,22 @@ def test_same_data_code_and_parameters_give_the_same_bytes(fitted, frame: pd.Dat
     second = export_onnx(again, {"churn.threshold": "0.4"})
     assert sha256(first) == sha256(second)
     assert first == second
+
+
+def test_the_order_skl2onnx_lists_its_opsets_in_does_not_reach_the_bytes(fitted) -> None:  # type: ignore[no-untyped-def]
+    pipeline, _ = fitted
+    artifact = export_onnx(pipeline, {"churn.threshold": "0.4"})
+    model = onnx.load_from_string(artifact)
+    domains = [o.domain for o in model.opset_import]
+    assert domains == sorted(domains)
+    assert len(domains) > 1, "a logistic pipeline imports the default and the ai.onnx.ml domains"
+    reversed_imports = [(o.domain, o.version) for o in reversed(model.opset_import)]
+    del model.opset_import[:]
+    for domain, version in reversed_imports:
+        model.opset_import.add(domain=domain, version=version)
+    assert model.SerializeToString() != artifact
+    sort_opset_imports(model)
+    assert model.SerializeToString() == artifact
 
 
 def test_onnx_agrees_with_sklearn_on_the_holdout(fitted) -> None:  # type: ignore[no-untyped-def]

@@ -130,8 +130,22 @@ def export_onnx(
     del model.graph.output[:]
     model.graph.output.extend(outputs)
     model.graph.name = GRAPH_NAME
+    sort_opset_imports(model)
     onnx.checker.check_model(model)
     return stamp(model.SerializeToString(), facts, contract)
+
+
+def sort_opset_imports(model: onnx.ModelProto) -> None:
+    """Order ``model``'s opset imports by domain, in place.
+
+    skl2onnx lists them in the order it met the domains, and that order varies between
+    runs of the same conversion (seen on a busy machine): sorted, the same model always
+    serialises to the same bytes, so its sha256 names it.
+    """
+    ordered = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    for domain, version in ordered:
+        model.opset_import.add(domain=domain, version=version)
 
 
 def stamp(artifact: bytes, facts: Mapping[str, str], contract: Contract | None = None) -> bytes:
