@@ -3,10 +3,12 @@
 Steps: build the fixture model; start ``churn-api serve`` with 1 worker, pinned
 to CPU 0; for each endpoint run ``wrk`` pinned to CPU 1 (so the load generator
 never takes the server's core), first a short warm-up, then a bounded measured
-run; print one table. The floor is ``GET /healthz`` on the same app and server:
-the app's cost for a request that does nothing. Loopback only, bounded in time.
+run; the compared rows are measured in turn for ``--rounds`` rounds and each
+reports its median run; print one table and the ratios run by run. The floor
+is ``GET /healthz`` on the same app and server: the app's cost for a request
+that does nothing. Loopback only, bounded in time.
 
-The shadow's cost is measured like with like: two more servers, each capturing
+The shadow's cost is measured like with like: two more servers side by side, each capturing
 every prediction (sample rate 1.0) into its own SQLite store in the temporary
 directory, the same settings otherwise, one without a shadow and one with a
 shadow pinned (which scores what capture samples, in capture's flush thread).
@@ -16,7 +18,7 @@ The load generator is Debian's ``wrk`` (C, event-driven: one thread drives many
 connections without needing a core of Python). When it is missing and we are
 root on Debian, it is installed with apt-get.
 
-Usage: python services/churn-api/bench/http_bench.py [--seconds 5] [--connections 16]
+Usage: python services/churn-api/bench/http_bench.py [--seconds 5] [--connections 16] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ SERVER_CPU, CLIENT_CPU = 0, 1
 PREDICT = "POST /v1/predict, 1 record"
 CAPTURED = "POST /v1/predict, 1 record, capture on (rate 1.0, SQLite)"
 SHADOWED = "POST /v1/predict, 1 record, capture on (rate 1.0, SQLite), shadow loaded"
+FLOOR = "POST /bench/floor (POST floor: reads the body)"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -187,10 +190,29 @@ def run_wrk(
     return parse(measured.stdout)
 
 
+def granian_command(port: int) -> list[str]:
+    """One Granian worker serving the app plus the floor route, pinned to the server's CPU."""
+    granian = Path(sys.executable).with_name("granian")
+    return pinned(SERVER_CPU, [
+        str(granian), "--interface", "asgi", "--factory", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log",
+        "--working-dir", str(Path(__file__).parent), "floor_app:app_with_floor",
+    ])  # fmt: skip
+
+
+Result = tuple[float, float, float]
+
+
+def median_run(runs: list[Result]) -> Result:
+    """The run with the median rate (its p50 and p99 come with it)."""
+    return sorted(runs)[len(runs) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=int, default=5, help="measured seconds per endpoint")
+    parser.add_argument("--seconds", type=int, default=5, help="measured seconds per run")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per row")
     args = parser.parse_args()
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("http_bench: needs 2 CPUs (one for the server, one for the load generator)")
@@ -200,101 +222,107 @@ def main() -> None:
         work = Path(tmp)
         data = fixture_onnx_bytes(version="bench")
         (work / "model.onnx").write_bytes(data)
-        port = free_port()
         env = {
             **os.environ,
             "MODEL_URI": (work / "model.onnx").as_uri(),
             "MODEL_SHA256": hashlib.sha256(data).hexdigest(),
             "MODEL_VERSION": "bench",
             "CHURN_API_HOST": "127.0.0.1",
-            "CHURN_API_PORT": str(port),
             "CHURN_API_WORKERS": "1",
             "CHURN_API_LOG_LEVEL": "WARNING",  # the request log line is INFO: not measured here
         }
-        granian = [
-            str(Path(sys.executable).with_name("granian")),
-            "--interface",
-            "asgi",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--working-dir",
-            str(Path(__file__).parent),
-            "floor_app:app_with_floor",
-        ]
-        url = f"http://127.0.0.1:{port}"
         one = json.dumps(RECORD).encode()
         batch = json.dumps({"records": [RECORD] * 1000}).encode()
+        runs: dict[str, list[Result]] = {}
 
-        def measure(label: str, path: str, body: bytes | None, records: int) -> None:
+        def measure(label: str, url: str, path: str, body: bytes | None) -> None:
             result = run_wrk(
-                wrk,
-                url,
-                path,
-                body,
-                seconds=args.seconds,
-                connections=args.connections,
+                wrk, url, path, body, seconds=args.seconds, connections=args.connections,
                 scripts=work,
-            )
-            results.append((label, records, result))
+            )  # fmt: skip
+            runs.setdefault(label, []).append(result)
 
-        results: list[tuple[str, int, tuple[float, float, float]]] = []
-        with serving(pinned(SERVER_CPU, granian), env, url):
-            measure("GET /healthz (GET floor)", "/healthz", None, 1)
-            measure("POST /bench/floor (POST floor: reads the body)", "/bench/floor", one, 1)
-            measure(PREDICT, "/v1/predict", one, 1)
-            measure("POST /v1/predict?explain=true, 1 record", "/v1/predict?explain=true", one, 1)
-            measure("POST /v1/predict/batch, 1,000 records", "/v1/predict/batch", batch, 1000)
+        # Rows that are compared are measured in turn, round after round, and each reports
+        # its median run: a drift of the machine during the bench touches them all alike.
+        rows = [
+            ("GET /healthz (GET floor)", "/healthz", None),
+            (FLOOR, "/bench/floor", one),
+            (PREDICT, "/v1/predict", one),
+            ("POST /v1/predict?explain=true, 1 record", "/v1/predict?explain=true", one),
+        ]
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with serving(granian_command(port), {**env, "CHURN_API_PORT": str(port)}, url):
+            for _ in range(args.rounds):
+                for label, path, body in rows:
+                    measure(label, url, path, body)
+            measure("POST /v1/predict/batch, 1,000 records", url, "/v1/predict/batch", batch)
 
-        # The shadow's cost, like with like: both servers capture every prediction into a
-        # fresh SQLite store of their own; only the shadow pin differs.
-        capturing = {**env, "CHURN_CAPTURE_SAMPLE_RATE": "1.0"}
-        with serving(
-            pinned(SERVER_CPU, granian),
-            {**capturing, "CHURN_CAPTURE_URL": f"sqlite:///{work / 'without-shadow.db'}"},
-            url,
-        ):
-            measure(CAPTURED, "/v1/predict", one, 1)
-            captured = {CAPTURED: capture_counts(url)}
+        # The shadow's cost, like with like: two servers side by side, both capturing every
+        # prediction into a fresh SQLite store of their own, only the shadow pin differing;
+        # measured in turn (the idle one costs the other nothing).
         (work / "shadow.onnx").write_bytes(shadow := fixture_onnx_bytes(version="bench-shadow"))
-        shadowed = {
-            **capturing,
-            "CHURN_CAPTURE_URL": f"sqlite:///{work / 'with-shadow.db'}",
-            "SHADOW_MODEL_URI": (work / "shadow.onnx").as_uri(),
-            "SHADOW_MODEL_SHA256": hashlib.sha256(shadow).hexdigest(),
-            "SHADOW_MODEL_VERSION": "bench-shadow",
+        servers = {
+            CAPTURED: {"CHURN_CAPTURE_URL": f"sqlite:///{work / 'without-shadow.db'}"},
+            SHADOWED: {
+                "CHURN_CAPTURE_URL": f"sqlite:///{work / 'with-shadow.db'}",
+                "SHADOW_MODEL_URI": (work / "shadow.onnx").as_uri(),
+                "SHADOW_MODEL_SHA256": hashlib.sha256(shadow).hexdigest(),
+                "SHADOW_MODEL_VERSION": "bench-shadow",
+            },
         }
-        with serving(pinned(SERVER_CPU, granian), shadowed, url):
-            wait_shadow(url)
-            measure(SHADOWED, "/v1/predict", one, 1)
-            captured[SHADOWED] = capture_counts(url)
+        urls: dict[str, str] = {}
+        with contextlib.ExitStack() as stack:
+            for label, extra in servers.items():
+                port = free_port()
+                urls[label] = f"http://127.0.0.1:{port}"
+                settings = {**env, "CHURN_API_PORT": str(port), "CHURN_CAPTURE_SAMPLE_RATE": "1.0"}
+                stack.enter_context(
+                    serving(granian_command(port), {**settings, **extra}, urls[label])
+                )
+            wait_shadow(urls[SHADOWED])
+            for _ in range(args.rounds):
+                for label in servers:
+                    measure(label, urls[label], "/v1/predict", one)
+            captured = {label: capture_counts(urls[label]) for label in servers}
 
-    get_floor, post_floor = results[0][2][0], results[1][2][0]
+    report(runs, captured, args)
+
+
+def report(
+    runs: dict[str, list[Result]], captured: dict[str, dict[str, float]], args: argparse.Namespace
+) -> None:
+    """The table of median runs, then the two ratios run by run, then what capture wrote."""
+    results = {label: median_run(label_runs) for label, label_runs in runs.items()}
+    get_floor = results["GET /healthz (GET floor)"][0]
+    post_floor = results[FLOOR][0]
     print()
     print(
         f"churn-api over loopback: granian, 1 worker on CPU {SERVER_CPU}; wrk on CPU"
-        f" {CLIENT_CPU}, {args.connections} connections, {args.seconds}s per row"
+        f" {CLIENT_CPU}, {args.connections} connections; each row the median of"
+        f" {args.rounds} interleaved {args.seconds}s runs (batch: one run)"
     )
     print()
     print("| endpoint | req/s | records/s | p50 ms | p99 ms | vs GET floor | vs POST floor |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, records, (rps, p50, p99) in results:
+    for label, (rps, p50, p99) in results.items():
+        records = 1000 if "1,000 records" in label else 1
         print(
             f"| {label} | {rps:,.0f} | {rps * records:,.0f} | {p50:.2f} | {p99:.2f} "
             f"| {rps / get_floor:.2f}x | {rps / post_floor:.2f}x |"
         )
     print()
-    rate = {label: result[0] for label, _, result in results}
+    predict = [p[0] / f[0] for p, f in zip(runs[PREDICT], runs[FLOOR], strict=True)]
     print(
-        "/v1/predict with a shadow loaded, capture on at rate 1.0 in both:"
-        f" {rate[SHADOWED] / rate[CAPTURED]:.2f}x without (>= 0.9x)"
+        "/v1/predict vs the POST floor, run by run: "
+        + ", ".join(f"{r:.2f}x" for r in predict)
+        + " (>= 0.95x)"
+    )
+    shadowed = [s[0] / c[0] for s, c in zip(runs[SHADOWED], runs[CAPTURED], strict=True)]
+    print(
+        "/v1/predict with a shadow loaded vs without (capture on at rate 1.0 in both), run by run: "
+        + ", ".join(f"{r:.2f}x" for r in shadowed)
+        + " (>= 0.9x)"
     )
     # Records still queued at the end are neither: a store that fell behind shows as drops.
     for label, counts in captured.items():

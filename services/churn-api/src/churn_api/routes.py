@@ -12,6 +12,7 @@ the app's ``ServiceState`` through dependency injection (``service``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -103,11 +104,20 @@ def _json(body: bytes, status: int = 200) -> Response[bytes]:
     return Response(content=body, status_code=status, media_type=MediaType.JSON)
 
 
+def _plain_json(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the request's content type is exactly ``application/json``."""
+    for name, value in headers:
+        if name == b"content-type":
+            return value == b"application/json"
+    return False
+
+
 async def _decode(request: Request[Any, Any, Any], decoder: msgspec.json.Decoder[Any]) -> Any:
     """The body as ``decoder``'s type: 415, 413, 400 or 422 naming what is wrong."""
-    # The header clients send, compared as is: parsing it costs 2 us, a third of what a
-    # prediction may add to the floor. Anything else (case, parameters) is parsed.
-    if request.headers.get("content-type") == "application/json":
+    # The header clients send, compared as is in the raw ASGI headers: parsing it (or building
+    # Litestar's Headers) costs 1 to 2 us, a third of what a prediction may add to the floor.
+    # Anything else (case, parameters) is parsed.
+    if _plain_json(request.scope["headers"]):
         media_type = "application/json"
     else:
         media_type, _ = request.content_type
