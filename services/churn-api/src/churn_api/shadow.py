@@ -31,17 +31,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from itertools import accumulate
+from collections.abc import Sequence
 from typing import Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from churn_api.contract import CustomerRecord
+from churn_api.counting import CounterFamily, HistogramFamily
 from churn_api.logs import log_event
 from churn_api.model import Model, load_model
 from churn_api.settings import Settings
@@ -54,19 +52,38 @@ _BOUNDS: Final = np.array(DELTA_BUCKETS)
 logger = logging.getLogger("churn_api")
 
 
-class _Comparison(Collector):
-    """Predictions, disagreements and the probability delta as plain numbers.
+class _Comparison:
+    """Predictions, disagreements and the probability delta, in counting.py's lock-free families.
 
     Only capture's flush thread adds to them, one batch at a time, so they need
     no lock; a scrape reads whole values (the bucket list is replaced, never
     changed in place).
     """
 
-    def __init__(self) -> None:
-        self.predictions = 0
-        self.disagreements = 0
-        self.bucket_counts = [0] * (len(DELTA_BUCKETS) + 1)
-        self.delta_sum = 0.0
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._predictions = CounterFamily(
+            "churn_api_shadow_predictions",
+            "Captured records the shadow model scored beside the primary.",
+        )
+        self._disagreements = CounterFamily(
+            "churn_api_shadow_disagreements",
+            "Captured records whose churn decision differs between the shadow and the primary.",
+        )
+        self._delta = HistogramFamily(
+            "churn_api_shadow_probability_delta",
+            "|shadow probability - primary probability| per captured record the shadow scored.",
+            buckets=DELTA_BUCKETS,
+        )
+        for family in (self._predictions, self._disagreements, self._delta):
+            registry.register(family)
+
+    @property
+    def predictions(self) -> int:
+        return self._predictions.labels().value
+
+    @property
+    def disagreements(self) -> int:
+        return self._disagreements.labels().value
 
     def observe_batch(
         self, delta: npt.NDArray[np.float64], disagree: npt.NDArray[np.bool_]
@@ -75,34 +92,9 @@ class _Comparison(Collector):
         # side="left" puts a delta equal to a bound in that bound's bucket (Prometheus' "le").
         index = np.searchsorted(_BOUNDS, delta, side="left")
         counts = np.bincount(index, minlength=len(DELTA_BUCKETS) + 1).tolist()
-        self.bucket_counts = [a + b for a, b in zip(self.bucket_counts, counts, strict=True)]
-        self.delta_sum += float(delta.sum())
-        self.disagreements += int(np.count_nonzero(disagree))
-        self.predictions += len(delta)
-
-    def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            "churn_api_shadow_predictions",
-            "Captured records the shadow model scored beside the primary.",
-            value=self.predictions,
-        )
-        yield CounterMetricFamily(
-            "churn_api_shadow_disagreements",
-            "Captured records whose churn decision differs between the shadow and the primary.",
-            value=self.disagreements,
-        )
-        cumulative = list(accumulate(self.bucket_counts))
-        buckets = [(str(b), float(c)) for b, c in zip(DELTA_BUCKETS, cumulative, strict=False)]
-        buckets.append(("+Inf", float(cumulative[-1])))
-        yield HistogramMetricFamily(
-            "churn_api_shadow_probability_delta",
-            "|shadow probability - primary probability| per captured record the shadow scored.",
-            buckets=buckets,
-            sum_value=self.delta_sum,
-        )
-
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
+        self._delta.labels().add(counts, float(delta.sum()))
+        self._disagreements.labels().value += int(np.count_nonzero(disagree))
+        self._predictions.labels().value += len(delta)
 
 
 class ShadowMetrics:
@@ -122,8 +114,7 @@ class ShadowMetrics:
         )
         for reason in LOAD_FAILURE_REASONS:
             self.load_failures.labels(reason)
-        self.comparison = _Comparison()
-        registry.register(self.comparison)
+        self.comparison = _Comparison(registry)
         self.errors = Counter(
             "churn_api_shadow_errors",
             "Captured records the shadow model failed to score (stored without its probability).",
