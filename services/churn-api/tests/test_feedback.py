@@ -169,3 +169,27 @@ def test_an_unreachable_store_is_503_and_predictions_still_answer(
         assert response.json()["error"] == "store_unavailable"
         assert "pw@" not in response.text
         assert client.post("/v1/predict", json=VALID_RECORD).status_code == 200
+
+
+def connections_to(url: str) -> int:
+    """Sessions on the test's database other than this one."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_shutdown_closes_the_store_feedback_opened(
+    settings: Settings, model: Model, pg_url: str
+) -> None:
+    capture = CaptureSettings(store_url=pg_url, flush_seconds=0.05)
+    with TestClient(app=create_app(settings, model=model, capture=capture)) as client:
+        (prediction_id,) = predict(client, 1)
+        settled(client, pg_url, 1)
+        outcome = {"prediction_id": prediction_id, "churned": True, "observed_at": later()}
+        assert client.post("/v1/feedback", json={"records": [outcome]}).status_code == 202
+        assert connections_to(pg_url) >= 1
+    wait_for(lambda: connections_to(pg_url) == 0, "the app's store connections closed")

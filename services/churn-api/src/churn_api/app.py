@@ -287,6 +287,10 @@ def create_app(
         settings.otlp_endpoint, settings.model_version, PROBE_ROUTES
     )
 
+    feedback, close_feedback_store = feedback_handlers(
+        capture.store_url if capture else None, capture.customer_id_key if capture else None
+    )
+
     async def flush_traces() -> None:
         if tracer_provider is not None:
             await asyncio.to_thread(tracer_provider.shutdown)
@@ -295,9 +299,7 @@ def create_app(
         plugins=plugins,
         route_handlers=[
             *HANDLERS,
-            *feedback_handlers(
-                capture.store_url if capture else None, capture.customer_id_key if capture else None
-            ),
+            *feedback,
             *info.handlers(),
         ],
         dependencies={"service": Provide(service, use_cache=True, sync_to_thread=False)},
@@ -305,7 +307,7 @@ def create_app(
         guards=guards,
         stores=stores,
         on_startup=[start_loading],
-        on_shutdown=[stop, stop_capture, flush_traces],
+        on_shutdown=[stop, stop_capture, close_feedback_store, flush_traces],
         openapi_config=None,
         logging_config=None,
         request_max_body_size=settings.max_body_bytes,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
@@ -94,8 +95,11 @@ def results_of(
 
 def feedback_handlers(
     store_url: str | None, customer_id_key: bytes | None
-) -> list[HTTPRouteHandler]:
-    """``POST /v1/feedback`` over the store at ``store_url`` (None: answered 503)."""
+) -> tuple[list[HTTPRouteHandler], Callable[[], Awaitable[None]]]:
+    """``POST /v1/feedback`` over the store at ``store_url`` (None: answered 503).
+
+    Also returns the shutdown hook that closes the store the route opened on first use.
+    """
     decoder = msgspec.json.Decoder(FeedbackRequest)
     opened: list[PredictionStore] = []
     lock = asyncio.Lock()
@@ -144,7 +148,11 @@ def feedback_handlers(
             media_type="application/json",
         )
 
-    return [feedback]
+    async def close() -> None:
+        while opened:
+            await asyncio.to_thread(opened.pop().close)
+
+    return [feedback], close
 
 
 def _unavailable(reason: str) -> ApiError:
