@@ -286,7 +286,8 @@ def test_not_ready_answers_503(model_path: Path, model_sha256: str) -> None:
     # The pin's digest matches nothing: the model is refused and the app never turns ready.
     app = create_app(make_settings(model_path, "0" * 64))
     with TestClient(app=app) as client:
-        assert wait_loaded(client).status_code == 503
+        unready = wait_loaded(client)
+        assert (unready.status_code, unready.headers["content-type"]) == (503, "application/json")
         response = client.post("/v1/predict", json=VALID_RECORD)
         assert_client_error(response, 503, "$", "digest_mismatch")
         assert client.get("/healthz").status_code == 200
@@ -330,6 +331,23 @@ def test_healthz_and_readyz(client: TestClient[Any]) -> None:
 def test_docs_page_and_schema_are_served(client: TestClient[Any]) -> None:
     assert "swagger-ui" in client.get("/docs").text
     assert client.get("/schema/openapi.json").json()["openapi"].startswith("3.1")
+
+
+def test_json_answers_carry_their_type_and_length(client: TestClient[Any]) -> None:
+    # The routes send their encoded bytes as Litestar's low-level response: the headers
+    # Response would have set must still be there, and no others.
+    answers = {
+        "predict": client.post("/v1/predict", json=VALID_RECORD),
+        "batch": client.post("/v1/predict/batch", json={"records": [VALID_RECORD] * 3}),
+        "healthz": client.get("/healthz"),
+        "readyz": client.get("/readyz"),
+        "openapi": client.get("/schema/openapi.json"),
+    }
+    for name, answer in answers.items():
+        assert answer.status_code == 200, name
+        assert sorted(answer.headers) == ["content-length", "content-type", "x-request-id"], name
+        assert answer.headers["content-type"] == "application/json", name
+        assert int(answer.headers["content-length"]) == len(answer.content), name
 
 
 def _record() -> CustomerFeatures:

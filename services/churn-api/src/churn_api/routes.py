@@ -6,7 +6,9 @@ parsing, which would coerce ``"12"`` into ``12``) with the request types of
 the served model's contract (``contract.request_types``), so they are exactly
 what is accepted. Every client mistake becomes an
 ``ApiError``, answered as JSON by the app's exception handler. Handlers reach
-the app's ``ServiceState`` through dependency injection (``service``).
+the app's ``ServiceState`` through dependency injection (``service``), the two
+predict routes by key (``service_of``). Bodies are encoded with msgspec and
+returned as Litestar's own ``ASGIResponse`` (``_json``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from litestar.exceptions import InternalServerException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import SkipValidation
+from litestar.response.base import ASGIResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from churn_api.capture import Capture
@@ -100,8 +103,14 @@ def _error(status: int, error: str, reason: str) -> ApiError:
     return ApiError(status, error, [ErrorDetail(path="$", reason=reason)])
 
 
-def _json(body: bytes, status: int = 200) -> Response[bytes]:
-    return Response(content=body, status_code=status, media_type=MediaType.JSON)
+def _json(body: bytes, status: int = 200) -> ASGIResponse:
+    """A body already encoded as JSON, sent as it is.
+
+    ``ASGIResponse`` is the low-level response Litestar makes of every ``Response``:
+    returned as is, it saves the 4 us a request that ``Response`` costs to take
+    the bytes as content and convert, as much as scoring, ids and encoding together.
+    """
+    return ASGIResponse(body=body, status_code=status, media_type=MediaType.JSON)
 
 
 def _plain_json(headers: Iterable[tuple[bytes, bytes]]) -> bool:
@@ -205,7 +214,7 @@ def _wants_explanation(request: Request[Any, Any, Any]) -> bool:
 
 
 @post("/v1/predict", status_code=200, opt={"scope": "predict"})
-async def predict(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def predict(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Score one customer; with ``?explain=true`` also the features that moved the score."""
     service = service_of(request)
     explain = _wants_explanation(request)
@@ -234,7 +243,7 @@ async def predict(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @post("/v1/predict/batch", status_code=200, opt={"scope": "predict"})
-async def predict_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def predict_batch(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Score up to CHURN_API_MAX_BATCH customers, one result per record, in order."""
     service = service_of(request)
     model = service.require_model()
@@ -272,13 +281,13 @@ _HEALTHY: Final = _encoder.encode(HealthResponse(status="ok"))
 
 
 @get("/healthz", sync_to_thread=False)
-def healthz() -> Response[bytes]:
+def healthz() -> ASGIResponse:
     """Liveness: the process answers. Never touches storage or the model."""
     return _json(_HEALTHY)
 
 
 @get("/readyz", sync_to_thread=False)
-def readyz(service: Service) -> Response[bytes]:
+def readyz(service: Service) -> ASGIResponse:
     """Readiness: 200 only while a verified, warmed model serves."""
     model = service.model
     body = ReadinessResponse(
@@ -298,7 +307,7 @@ def metrics(service: Service) -> Response[bytes]:
 
 
 @get("/schema/openapi.json", sync_to_thread=False, include_in_schema=False)
-def openapi(service: Service) -> Response[bytes]:
+def openapi(service: Service) -> ASGIResponse:
     """The OpenAPI 3.1 document of the served model's contract (503 until one serves)."""
     model = service.require_model()
     return _json(openapi_json(model.types, auth=bool(service.settings.api_keys)))
