@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import uuid
 from datetime import UTC, datetime
@@ -11,9 +12,10 @@ from typing import Any
 
 import pytest
 from churn_api.app import create_app
-from churn_api.contract import CustomerFeatures
+from churn_api.contract import CUSTOMER_ID_MAX_LENGTH, CustomerFeatures
 from churn_api.model import Model
 from churn_api.routes import new_uuid
+from churn_contract import Contract
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
@@ -188,9 +190,36 @@ def test_body_over_the_limit_is_413(model_path: Path, model_sha256: str, model: 
         assert_client_error(response, 413, "$", "body over 4096 bytes")
 
 
-def test_default_limit_is_one_mebibyte(client: TestClient[Any]) -> None:
-    body = b'{"records": [' + b" " * (1 << 20) + b"]}"
-    assert_client_error(raw(client, "/v1/predict/batch", body), 413, "$", "body over")
+def test_default_limit_is_eight_mebibytes(client: TestClient[Any]) -> None:
+    body = b'{"records": [' + b" " * (8 << 20) + b"]}"
+    assert_client_error(raw(client, "/v1/predict/batch", body), 413, "$", "body over 8388608")
+
+
+def _widest_record(contract: Contract) -> dict[str, Any]:
+    """A valid record as long as the contract lets JSON spell it."""
+    record: dict[str, Any] = {"customer_id": "c" * CUSTOMER_ID_MAX_LENGTH}
+    for name, feature in contract.features.items():
+        if feature.type == "category":
+            record[name] = max(feature.categories or (), key=len)
+        elif feature.type == "bool":
+            record[name] = False
+        elif feature.type == "int":
+            record[name] = int(max(feature.min or 0, feature.max or 0, key=lambda v: len(str(v))))
+        else:  # just under the maximum: 17 significant digits
+            record[name] = math.nextafter(float(feature.max or 0), float(feature.min or 0))
+    return record
+
+
+def test_a_full_batch_of_the_widest_records_fits_the_default_limits(
+    client: TestClient[Any], model: Model
+) -> None:
+    # At 1 MiB the body limit turned a batch of more than about 2,700 such records into a 413,
+    # while CHURN_API_MAX_BATCH allowed 10,000.
+    max_batch = client.app.state.service.settings.max_batch
+    body = json.dumps({"records": [_widest_record(model.contract)] * max_batch}).encode()
+    response = raw(client, "/v1/predict/batch", body)
+    assert response.status_code == 200, response.text[:200]
+    assert len(response.json()["predictions"]) == max_batch == 10_000
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])

@@ -24,7 +24,7 @@ def test_defaults_follow_the_contract() -> None:
         model_version="3",
         api_keys=frozenset(),
         max_batch=10_000,
-        max_body_bytes=1_048_576,
+        max_body_bytes=8_388_608,
         host="0.0.0.0",
         port=8000,
         workers=1,
