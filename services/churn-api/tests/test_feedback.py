@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ import psycopg
 import pytest
 from churn_api.app import create_app
 from churn_api.capture import CaptureSettings
+from churn_api.feedback import MAX_RECORDS
 from churn_api.model import Model
 from churn_api.settings import Settings
 from litestar.testing import TestClient
@@ -193,3 +195,18 @@ def test_shutdown_closes_the_store_feedback_opened(
         assert client.post("/v1/feedback", json={"records": [outcome]}).status_code == 202
         assert connections_to(pg_url) >= 1
     wait_for(lambda: connections_to(pg_url) == 0, "the app's store connections closed")
+
+
+def test_a_full_body_of_the_widest_records_fits_the_default_limit(
+    loop_client: TestClient[Any],
+) -> None:
+    # At 1 MiB, a body of more than about 5,000 such records was a 413 while 10,000 were allowed.
+    record = {
+        "customer_id": "c" * 128,
+        "churned": False,
+        "observed_at": "2026-01-31T23:59:59.999999+14:00",
+    }
+    body = json.dumps({"records": [record] * MAX_RECORDS}).encode()
+    response = loop_client.post("/v1/feedback", content=body, headers=_json)
+    assert response.status_code == 202, response.text[:200]
+    assert response.json()["counts"]["unknown_prediction"] == MAX_RECORDS == 10_000

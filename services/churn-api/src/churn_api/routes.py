@@ -106,9 +106,9 @@ def _error(status: int, error: str, reason: str) -> ApiError:
 def _json(body: bytes, status: int = 200) -> ASGIResponse:
     """A body already encoded as JSON, sent as it is.
 
-    ``ASGIResponse`` is the low-level response Litestar makes of every ``Response``:
-    returned as is, it saves the 4 us a request that ``Response`` costs to take
-    the bytes as content and convert, as much as scoring, ids and encoding together.
+    Litestar turns every ``Response`` into this ``ASGIResponse`` before sending it.
+    For bytes that are already JSON that step only costs time: about 4 us a
+    request, as much as scoring, ids and encoding together.
     """
     return ASGIResponse(body=body, status_code=status, media_type=MediaType.JSON)
 
