@@ -25,6 +25,7 @@ from churn_store.prediction_store import Outcome
 
 __all__ = [
     "CLOCK_SKEW",
+    "ONE_ID_SCHEMA",
     "OutcomeError",
     "OutcomeRecord",
     "hash_customer_id",
@@ -52,6 +53,20 @@ class OutcomeError(ValueError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+# outcome_from_record's first rule in JSON Schema, for the OpenAPI document: exactly one of the
+# two ids is a string (the other absent or null). The second rule, observed_at not in the
+# future, JSON Schema cannot state.
+ONE_ID_SCHEMA: Final = {
+    "oneOf": [
+        {
+            "required": [named],
+            "properties": {named: {"type": "string"}, other: {"type": "null"}},
+        }
+        for named, other in (("prediction_id", "customer_id"), ("customer_id", "prediction_id"))
+    ]
+}
 
 
 def outcome_from_record(record: OutcomeRecord, path: str, now: datetime) -> Outcome:

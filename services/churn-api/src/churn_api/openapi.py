@@ -12,9 +12,11 @@ from functools import lru_cache
 from typing import Any, Final
 
 import msgspec
+from churn_store.outcomes import ONE_ID_SCHEMA
 
 from churn_api import __version__
 from churn_api.contract import RequestTypes
+from churn_api.feedback import FeedbackRequest, FeedbackResponse
 from churn_api.schemas import (
     BatchResponse,
     ErrorResponse,
@@ -39,9 +41,9 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _responses(ok: str, *errors: tuple[int, str]) -> dict[str, Any]:
+def _responses(ok: str, *errors: tuple[int, str], ok_status: int = 200) -> dict[str, Any]:
     responses: dict[str, Any] = {
-        "200": {"description": "OK", "content": {_JSON: {"schema": _ref(ok)}}},
+        str(ok_status): {"description": "OK", "content": {_JSON: {"schema": _ref(ok)}}},
     }
     for status, description in errors:
         responses[str(status)] = {
@@ -59,6 +61,15 @@ _CLIENT_ERRORS: Final = (
     (422, "The body does not match the schema; `detail` names the field path and the reason."),
     (503, "No verified model is loaded (starting, refused, or shutting down)."),
 )
+_FEEDBACK_ERRORS: Final = (
+    *_CLIENT_ERRORS[:4],
+    (
+        422,
+        "The body does not match the schema, or a record's `observed_at` is in the future;"
+        " `detail` names the path and the reason. Nothing is stored.",
+    ),
+    (503, "No prediction store is configured, or it cannot be reached."),
+)
 
 
 def openapi_document(types: RequestTypes, *, auth: bool) -> dict[str, Any]:
@@ -73,9 +84,12 @@ def openapi_document(types: RequestTypes, *, auth: bool) -> dict[str, Any]:
             ErrorResponse,
             HealthResponse,
             ReadinessResponse,
+            FeedbackRequest,
+            FeedbackResponse,
         ],
         ref_template="#/components/schemas/{name}",
     )
+    components["OutcomeRecord"].update(ONE_ID_SCHEMA)
     security: list[dict[str, list[str]]] = [{"ApiKey": []}] if auth else []
 
     def predict(summary: str, body: str, ok: str) -> dict[str, Any]:
@@ -88,6 +102,23 @@ def openapi_document(types: RequestTypes, *, auth: bool) -> dict[str, Any]:
                 "responses": _responses(ok, *_CLIENT_ERRORS),
             }
         }
+
+    feedback = {
+        "post": {
+            "summary": "Record outcomes",
+            "description": "Ground truth for captured predictions: one result per record, in order."
+            " A record names exactly one of `prediction_id` and `customer_id` (that customer's"
+            " latest captured prediction made at or before `observed_at`), and `observed_at`"
+            " is not in the future.",
+            "operationId": "record_outcomes",
+            "security": security,
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": _ref("FeedbackRequest")}},
+            },
+            "responses": _responses("FeedbackResponse", *_FEEDBACK_ERRORS, ok_status=202),
+        }
+    }
 
     def probe(summary: str, ok: str, *errors: tuple[int, str]) -> dict[str, Any]:
         return {
@@ -127,6 +158,7 @@ def openapi_document(types: RequestTypes, *, auth: bool) -> dict[str, Any]:
         "paths": {
             "/v1/predict": predict("Predict one", "PredictRequest", "PredictResponse"),
             "/v1/predict/batch": predict("Predict batch", batch_type.__name__, "BatchResponse"),
+            "/v1/feedback": feedback,
             "/healthz": probe("Liveness", "HealthResponse"),
             "/readyz": probe("Readiness", "ReadinessResponse"),
             "/metrics": metrics,
