@@ -4,6 +4,8 @@ Generated, per served model: the request and response schemas come from
 ``msgspec.json.schema_components`` over the very Structs that decode and encode
 the bodies (the request types built from the model's contract), so every bound,
 enum and required field the document states is the one the decoder enforces.
+The one rule added by hand is feedback's "exactly one id" (``ONE_ID_SCHEMA``,
+kept beside the check it states and tested against it).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ _CLIENT_ERRORS: Final = (
     (503, "No verified model is loaded (starting, refused, or shutting down)."),
 )
 _FEEDBACK_ERRORS: Final = (
-    *_CLIENT_ERRORS[:4],
+    *(error for error in _CLIENT_ERRORS if error[0] not in {422, 503}),
     (
         422,
         "The body does not match the schema, or a record's `observed_at` is in the future;"
