@@ -200,7 +200,7 @@ def test_shutdown_closes_the_store_feedback_opened(
 def test_a_full_body_of_the_widest_records_fits_the_default_limit(
     loop_client: TestClient[Any],
 ) -> None:
-    # At 1 MiB, a body of more than about 5,000 such records was a 413 while 10,000 were allowed.
+    # At 1 MiB, a body of more than about 4,800 such records was a 413 while 10,000 were allowed.
     record = {
         "customer_id": "c" * 128,
         "churned": False,
