@@ -130,6 +130,25 @@ def test_the_sample_rate_decides_how_many_are_captured(
     assert len(captured(pg_url)) == count
 
 
+def test_capture_writes_again_after_a_lifespan_restart_on_another_loop(
+    settings: Settings, model: Model, tmp_path: Path
+) -> None:
+    # Each TestClient runs the app's lifespan on an event loop of its own. The flush task once
+    # waited on an Event bound to the first loop and died at once on the second.
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    capture = CaptureSettings(store_url=url, flush_seconds=0.05, batch_size=1)
+    app = create_app(settings, model=model, capture=capture)
+    for written in (1, 2):
+        with TestClient(app=app) as client:
+            assert client.post("/v1/predict", json=VALID_RECORD).status_code == 200
+            wait_for(
+                lambda: metric(client, "churn_api_capture_written_total") >= written,  # noqa: B023
+                f"write {written}",
+                timeout=30,
+            )
+    assert len(captured(url)) == 2
+
+
 def test_capture_off_answers_the_same_with_a_prediction_id(client: TestClient[Any]) -> None:
     body = client.post("/v1/predict", json=VALID_RECORD).json()
     assert len(body["prediction_id"]) == 36

@@ -277,6 +277,11 @@ class Capture:
     def start(self) -> None:
         """Start the flushing task on the running loop."""
         if self._task is None or self._task.done():
+            # An Event belongs to the loop that first waits on it: a lifespan restarted on
+            # another loop (a test client, an embedding server) needs one of its own.
+            self._full = asyncio.Event()
+            if len(self._queue) >= self.settings.batch_size:
+                self._full.set()
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
