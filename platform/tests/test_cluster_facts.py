@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -196,36 +197,37 @@ def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return doc
 
 
-def containers(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+def entries(node: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(path, key, value) of every mapping entry a document holds, however deep."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield path, key, value
+            yield from entries(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from entries(value, f"{path}[{i}]")
+
+
+def containers(node: Any) -> list[tuple[str, dict[str, Any]]]:
     """(path, container) of every container a document holds, however deep (a Job template
     inside an AnalysisTemplate's metric too)."""
-    found: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("containers", "initContainers") and isinstance(value, list):
-                found += [(f"{path}.{key}", c) for c in value if isinstance(c, dict)]
-            else:
-                found += containers(value, f"{path}.{key}")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += containers(value, f"{path}[{i}]")
-    return found
+    return [
+        (f"{path}.{key}", container)
+        for path, key, value in entries(node)
+        if key in ("containers", "initContainers") and isinstance(value, list)
+        for container in value
+        if isinstance(container, dict)
+    ]
 
 
-def image_fields(node: Any, path: str = "") -> list[tuple[str, str]]:
+def image_fields(node: Any) -> list[tuple[str, str]]:
     """(path, value) of every `image` string a document holds, wherever the kind keeps it (an
     Argo template's `container`, `script` and `sidecars` as well as a pod's `containers`)."""
-    found: list[tuple[str, str]] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "image" and isinstance(value, str):
-                found.append((f"{path}.{key}", value))
-            else:
-                found += image_fields(value, f"{path}.{key}")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += image_fields(value, f"{path}[{i}]")
-    return found
+    return [
+        (f"{path}.{key}", value)
+        for path, key, value in entries(node)
+        if key == "image" and isinstance(value, str)
+    ]
 
 
 def values_object(app: GeneratedApp) -> dict[str, Any]:
