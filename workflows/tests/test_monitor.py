@@ -37,7 +37,7 @@ from churn_workflows.steps.validate import validate
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "libs" / "churn-store" / "tests"))
-from store_testing import postgres_database
+from store_testing import STORE_BACKENDS, store_database
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SHA = "b" * 64
@@ -55,12 +55,9 @@ def score(frame: pd.DataFrame) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logit.to_numpy(dtype=float)))
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=STORE_BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'predictions.db'}"
-        return
-    with postgres_database("monitor") as url:
+    with store_database(request.param, "monitor", tmp_path) as url:
         yield url
 
 

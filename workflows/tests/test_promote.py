@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "libs" / "churn-store" / "tests"))
-from store_testing import postgres_database
+from store_testing import STORE_BACKENDS, store_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PIN = Pin("s3://churn-dev-models/churn-model/sha256/" + "b" * 64 + ".onnx", "b" * 64, "4")
@@ -500,12 +500,9 @@ def _body(gitops: Path, branch: str) -> str:
     return run_git(gitops, "log", "-1", "--format=%B", branch).partition("\n\n")[2]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=STORE_BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'predictions.db'}"
-        return
-    with postgres_database("promote") as url:
+    with store_database(request.param, "promote", tmp_path) as url:
         yield url
 
 

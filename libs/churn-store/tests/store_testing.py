@@ -19,16 +19,26 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
-__all__ = ["POSTGRES_URL", "TcpLink", "postgres_database", "with_host"]
+__all__ = [
+    "POSTGRES_URL",
+    "STORE_BACKENDS",
+    "TcpLink",
+    "postgres_database",
+    "store_database",
+    "with_host",
+]
 
 POSTGRES_URL = os.environ.get(
     "CHURN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+# The two stores every store-reading test runs against.
+STORE_BACKENDS = ("postgresql", "sqlite")
 
 
 def with_host(url: str, *, database: str | None = None, port: int | None = None) -> str:
@@ -59,6 +69,16 @@ def postgres_database(purpose: str) -> Iterator[str]:
             yield with_host(POSTGRES_URL, database=name)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def store_database(backend: str, purpose: str, directory: Path) -> Iterator[str]:
+    """A throwaway store's URL: a database as ``postgres_database`` makes, or an SQLite file."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'predictions.db'}"
+        return
+    with postgres_database(purpose) as url:
+        yield url
 
 
 class TcpLink:

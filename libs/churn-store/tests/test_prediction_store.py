@@ -20,17 +20,14 @@ from churn_store.prediction_store import (
     StoreError,
     open_store,
 )
-from store_testing import postgres_database
+from store_testing import STORE_BACKENDS, postgres_database, store_database
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=STORE_BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store' / 'predictions.db'}"
-        return
-    with postgres_database("store") as url:
+    with store_database(request.param, "store", tmp_path / "store") as url:
         yield url
 
 
