@@ -118,18 +118,20 @@ class ChampionChallenger:
             )
         return found
 
+    def _gain_text(self, places: int, *, none: str, middle: str) -> str:
+        """The gain and its interval at ``places`` decimals, or ``none`` and why there is none."""
+        if self.gain is None:
+            return f"{none} (fewer than 2 churned or 2 retained)"
+        delta, low, high = (f"{self.gain[k]:+.{places}f}" for k in ("delta", "low", "high"))
+        return f"{delta}{middle}[{low}, {high}]"
+
     def summary(self) -> str:
         """One human line: both models' numbers and the gain's interval."""
 
         def show(value: float | None) -> str:
             return "n/a" if value is None else f"{value:.3f}"
 
-        gain = (
-            "gain n/a (fewer than 2 churned or 2 retained)"
-            if self.gain is None
-            else f"gain {self.gain['delta']:+.3f}, 95% CI "
-            f"[{self.gain['low']:+.3f}, {self.gain['high']:+.3f}]"
-        )
+        gain = "gain " + self._gain_text(3, none="n/a", middle=", 95% CI ")
         return (
             f"shadow version {self.shadow_version} beside version {self.serving_version}: "
             f"{self.labelled} labelled over {self.days} day(s) {self.first_day}..{self.last_day}; "
@@ -144,11 +146,7 @@ class ChampionChallenger:
         def cell(value: float | None) -> str:
             return "-" if value is None else f"{value:.4f}"
 
-        interval = (
-            "- (fewer than 2 churned or 2 retained)"
-            if self.gain is None
-            else f"{self.gain['delta']:+.4f} [{self.gain['low']:+.4f}, {self.gain['high']:+.4f}]"
-        )
+        interval = self._gain_text(4, none="-", middle=" ")
         lines = [
             "### Live shadow evidence",
             "",
